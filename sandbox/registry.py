@@ -1,0 +1,23 @@
+"""The vendor APIs the sandbox serves."""
+
+from __future__ import annotations
+
+import importlib
+
+from sandbox.base import Api
+
+# module under sandbox/ -> each exposes `build(config) -> Api`
+API_MODULES = ["plusplus_rest", "plusplus_graphql", "pluvo", "pitchly"]
+
+
+def default_apis(config) -> list[Api]:
+    apis = []
+    for module_name in API_MODULES:
+        try:
+            module = importlib.import_module(f"sandbox.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"sandbox.{module_name}":
+                raise
+            continue
+        apis.append(module.build(config))
+    return apis

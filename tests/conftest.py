@@ -1,0 +1,36 @@
+"""Session fixtures: the sandbox in a child process on 127.0.0.1, and a scratch directory per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.server import SandboxProcess
+
+# Small enough to keep the suite fast, large enough for many pages per resource.
+SANDBOX_ROWS = int(os.environ.get("LXP_TEST_ROWS", "3000"))
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxProcess]:
+    """One sandbox for the session; tests that mutate it use their own (`fresh_sandbox`)."""
+    with SandboxProcess(rows=SANDBOX_ROWS, seed=42) as process:
+        yield process
+
+
+@pytest.fixture
+def fresh_sandbox() -> Iterator[SandboxProcess]:
+    """A sandbox of its own, for a test that mutates data or injects faults."""
+    with SandboxProcess(rows=SANDBOX_ROWS, seed=7) as process:
+        yield process
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch cwd with its own dlt data dir, so no test sees another's pipeline state."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_data"))
+    return tmp_path
