@@ -142,7 +142,9 @@ class SandboxMiddleware:
                 entry["status"] = message["status"]
                 if rate_headers:
                     headers = list(message.get("headers", []))
-                    headers.extend((k.lower().encode(), v.encode()) for k, v in rate_headers.items())
+                    headers.extend(
+                        (k.lower().encode(), v.encode()) for k, v in rate_headers.items()
+                    )
                     message = {**message, "headers": headers}
             await send(message)
 
@@ -166,7 +168,9 @@ class SandboxMiddleware:
         if fault.kind == "drop":
             return None
         if fault.kind == "malformed":
-            return Response(b'{"data": [ {"public_id": ', status_code=200, media_type="application/json")
+            return Response(
+                b'{"data": [ {"public_id": ', status_code=200, media_type="application/json"
+            )
         headers: dict[str, str] = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
@@ -194,7 +198,9 @@ class SandboxMiddleware:
         with self.state.lock:
             window = self._window(api)
             if window.used >= limit:
-                reset = max(0.0, self.state.config.rate_window_s - (time.monotonic() - window.started))
+                reset = max(
+                    0.0, self.state.config.rate_window_s - (time.monotonic() - window.started)
+                )
                 headers = {
                     "Retry-After": f"{reset:.3f}",
                     "X-RateLimit-Limit": str(limit),
@@ -209,7 +215,11 @@ class SandboxMiddleware:
         config = self.state.config
         limit = config.rate_limit
         if not limit:
-            return {"X-RateLimit-Limit": "100000", "X-RateLimit-Remaining": "100000", "X-RateLimit-Reset": "60"}
+            return {
+                "X-RateLimit-Limit": "100000",
+                "X-RateLimit-Remaining": "100000",
+                "X-RateLimit-Reset": "60",
+            }
         with self.state.lock:
             window = self._window(api)
             reset = max(0.0, config.rate_window_s - (time.monotonic() - window.started))

@@ -15,13 +15,18 @@ from starlette.responses import Response
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 # Offsets the sandbox writes timestamps in, so that clients must parse offsets, not assume Z.
-OFFSETS = [timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5)),
-           timezone(timedelta(hours=5, minutes=30))]
+OFFSETS = [
+    UTC,
+    timezone(timedelta(hours=2)),
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=5, minutes=30)),
+]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def seeded_uuid(rng: random.Random) -> str:

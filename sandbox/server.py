@@ -18,8 +18,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def serve(host: str, port: int, rows: int, seed: int, latency_ms: float = 0.0,
-          rate_limit: int = 0, quiet: bool = False) -> None:
+def serve(
+    host: str,
+    port: int,
+    rows: int,
+    seed: int,
+    latency_ms: float = 0.0,
+    rate_limit: int = 0,
+    quiet: bool = False,
+) -> None:
     """Serve every sandbox API until interrupted."""
     import uvicorn
 
@@ -34,24 +41,50 @@ def serve(host: str, port: int, rows: int, seed: int, latency_ms: float = 0.0,
             facts = ", ".join(f"{k}={v}" for k, v in api.describe(base).items())
             print(f"  {api.name}: {facts}", flush=True)
         print(f"  ground truth: {base}/_sandbox/truth/<api>/<entity>", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                loop="asyncio", http="h11" if os.environ.get("LXP_SANDBOX_H11") else "auto")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="asyncio",
+        http="h11" if os.environ.get("LXP_SANDBOX_H11") else "auto",
+    )
 
 
 class SandboxProcess:
     """The sandbox in a child process on a free 127.0.0.1 port; a context manager."""
 
-    def __init__(self, rows: int = 1000, seed: int = 42, latency_ms: float = 0.0,
-                 rate_limit: int = 0, port: int | None = None) -> None:
+    def __init__(
+        self,
+        rows: int = 1000,
+        seed: int = 42,
+        latency_ms: float = 0.0,
+        rate_limit: int = 0,
+        port: int | None = None,
+    ) -> None:
         self.rows, self.seed, self.latency_ms, self.rate_limit = rows, seed, latency_ms, rate_limit
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> SandboxProcess:
-        cmd = [sys.executable, "-m", "sandbox", "--port", str(self.port), "--rows", str(self.rows),
-               "--seed", str(self.seed), "--latency-ms", str(self.latency_ms),
-               "--rate-limit", str(self.rate_limit), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--port",
+            str(self.port),
+            "--rows",
+            str(self.rows),
+            "--seed",
+            str(self.seed),
+            "--latency-ms",
+            str(self.latency_ms),
+            "--rate-limit",
+            str(self.rate_limit),
+            "--quiet",
+        ]
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,62 @@
+"""Turn any failure into the one line the command prints, and its exit code."""
+
+from __future__ import annotations
+
+import re
+
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sources.core.errors import ConfigurationError, LxpSyncError
+
+# user:password@ in connection strings, and token-looking query parameters
+_SECRETS = [
+    (re.compile(r"(://[^:/@\s]+):[^@\s]+@"), r"\1:***@"),
+    (re.compile(r"(?i)((?:token|secret|password|key)=)[^&\s]+"), r"\1***"),
+    (re.compile(r"(?i)(bearer|token)\s+[A-Za-z0-9._\-]{8,}"), r"\1 ***"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        stack.extend([current.__cause__, current.__context__])
+        if isinstance(current, PipelineStepFailed):
+            stack.append(current.exception)
+    return seen
+
+
+def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
+    """(one line, exit code): 2 for settings, 1 for everything else."""
+    chain = _chain(exc)
+    for error in chain:
+        if isinstance(error, ConfigurationError):
+            return redact(str(error)), 2
+        if isinstance(error, LxpSyncError):
+            return redact(str(error)), 1
+    for error in chain:
+        if isinstance(error, ConfigFieldMissingException):
+            fields = ", ".join(error.fields)
+            section = (source or "SOURCE").upper()
+            return (
+                f"{source or 'lxp-sync'}: missing setting {fields}: put it in .dlt/config.toml "
+                f"(secrets in .dlt/secrets.toml) under [sources.{source}] or set "
+                f"SOURCES__{section}__{error.fields[0].upper()}",
+                2,
+            )
+    step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
+    root = chain[-1] if len(chain) > 1 else exc
+    first = (str(root).strip().splitlines() or [type(root).__name__])[0]
+    where = f"{step.step} step failed: " if step is not None else ""
+    return redact(f"{source or 'lxp-sync'}: {where}{type(root).__name__}: {first}")[:500], 1

@@ -1,0 +1,310 @@
+"""The one HTTP client every source uses: pooled httpx, retries, pacing and typed errors."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from sources.core.errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    LxpSyncError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestError,
+    ResponseFormatError,
+    ServerError,
+)
+
+log = logging.getLogger("lxp_sync")
+
+USER_AGENT = "lxp-sync/0.1 (+https://github.com/lxp-sync/lxp-sync)"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; the server's `Retry-After` wins when it says more."""
+
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+    def delay(self, attempt: int, server_hint: float | None = None) -> float:
+        backoff = min(self.backoff_max, self.backoff_base * 2**attempt)
+        jittered = random.uniform(backoff / 2, backoff)
+        if server_hint is not None:
+            return min(max(server_hint, 0.0), self.backoff_max * 4) + random.uniform(0, 0.05)
+        return jittered
+
+
+class RateLimitPacer:
+    """Slows requests down before the API refuses them, from the `X-RateLimit-*` headers.
+
+    It keeps an estimate of the requests left in the current window (the last `Remaining`
+    the server reported, less the requests sent since and still unanswered) and, once that
+    estimate reaches zero, holds every thread until the window resets.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._remaining: int | None = None  # None: unknown, do not hold
+        self._reset_at = 0.0
+        self._in_flight = 0
+
+    def acquire(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._remaining is not None and now >= self._reset_at:
+                    self._remaining = None
+                if self._remaining is None or self._remaining > 0:
+                    if self._remaining is not None:
+                        self._remaining -= 1
+                    self._in_flight += 1
+                    return
+                self._cond.wait(timeout=max(0.001, self._reset_at - now))
+
+    def release(self, headers: Mapping[str, str] | None, retry_after: float | None = None) -> None:
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            now = time.monotonic()
+            if retry_after is not None:
+                self._remaining, self._reset_at = 0, now + retry_after
+            elif headers is not None:
+                remaining = _number(headers.get("x-ratelimit-remaining"))
+                reset = _number(headers.get("x-ratelimit-reset"))
+                if remaining is not None and reset is not None:
+                    estimate = int(remaining) - self._in_flight
+                    reset_at = now + reset
+                    same_window = (
+                        self._remaining is not None and abs(reset_at - self._reset_at) < 0.5
+                    )
+                    if same_window:
+                        # answers arrive out of order: the lowest count is the newest
+                        self._remaining = min(self._remaining, estimate)
+                    else:
+                        self._remaining = estimate
+                    self._reset_at = reset_at
+            self._cond.notify_all()
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds to wait, from `Retry-After` (seconds) or `X-RateLimit-Reset` when nothing remains."""
+    retry_after = _number(response.headers.get("retry-after"))
+    if retry_after is not None:
+        return retry_after
+    if response.headers.get("x-ratelimit-remaining") == "0":
+        return _number(response.headers.get("x-ratelimit-reset"))
+    return None
+
+
+def request_id_of(response: httpx.Response, body: Any = None) -> str | None:
+    """The vendor's request id: from the error envelope, else from the usual headers."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("request_id"):
+            return str(error["request_id"])
+        if body.get("request_id"):
+            return str(body["request_id"])
+    for header in ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id"):
+        if header in response.headers:
+            return response.headers[header]
+    return None
+
+
+def _error_message(body: Any, fallback: str) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            message = str(error["message"])
+            if error.get("field_errors"):
+                fields = "; ".join(
+                    f"{k}: {' '.join(map(str, v))}" for k, v in error["field_errors"].items()
+                )
+                message += f" {fields}"
+            return message
+        for key in ("error_description", "detail", "message"):
+            if isinstance(body.get(key), str):
+                return body[key]
+        if isinstance(error, str):
+            return error
+    return fallback
+
+
+def error_for(response: httpx.Response, resource: str | None, page: Any) -> LxpSyncError:
+    """The typed error for a failed answer."""
+    try:
+        body = orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        body = None
+    status = response.status_code
+    request_id = request_id_of(response, body)
+    facts = {"resource": resource, "page": page, "status": status, "request_id": request_id}
+    if status == 401:
+        return AuthenticationError(
+            f"the API refused the credentials: {_error_message(body, 'unauthorized')}", **facts
+        )
+    if status == 403:
+        return PermissionDeniedError(f"access denied: {_error_message(body, 'forbidden')}", **facts)
+    if status == 429:
+        return RateLimitedError("still rate limited after every retry", **facts)
+    if status >= 500:
+        return ServerError(
+            f"the API kept failing: {_error_message(body, response.reason_phrase)}", **facts
+        )
+    return RequestError(
+        f"the API refused the request: {_error_message(body, response.reason_phrase)}", **facts
+    )
+
+
+class ApiClient:
+    """A pooled httpx client for one source: auth, retries, pacing, typed errors.
+
+    Thread-safe: pages of a resource and resources of a source share it.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: httpx.Auth | None = None,
+        *,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 16,
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url
+        self.retry = retry or RetryPolicy()
+        self.pacer = RateLimitPacer()
+        self._sleep = sleep
+        self.requests_sent = 0
+        self._count_lock = threading.Lock()
+        self.http = httpx.Client(
+            base_url=base_url,
+            auth=auth,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+            follow_redirects=follow_redirects,
+            verify=True,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        resource: str | None = None,
+        page: Any = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Response]:
+        """Send a request, retrying what is worth retrying; returns the decoded JSON and the response."""
+        policy = self.retry
+        attempt = 0
+        if json is not None:
+            content = orjson.dumps(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        while True:
+            self.pacer.acquire()
+            retry_after: float | None = None
+            response: httpx.Response | None = None
+            try:
+                with self._count_lock:
+                    self.requests_sent += 1
+                response = self.http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+            except httpx.TransportError as exc:
+                self.pacer.release(None)
+                if attempt >= policy.max_retries:
+                    raise ConnectionFailedError(
+                        f"no answer from {self._where(url)}: {type(exc).__name__}",
+                        resource=resource,
+                        page=page,
+                    ) from None
+                self._backoff(attempt, None, resource, page, type(exc).__name__)
+                attempt += 1
+                continue
+            if response.status_code in RETRY_STATUSES:
+                retry_after = retry_after_seconds(response)
+                self.pacer.release(
+                    response.headers, retry_after if response.status_code == 429 else None
+                )
+                if attempt >= policy.max_retries:
+                    raise error_for(response, resource, page)
+                self._backoff(attempt, retry_after, resource, page, f"HTTP {response.status_code}")
+                attempt += 1
+                continue
+            self.pacer.release(response.headers)
+            if response.status_code >= 400:
+                raise error_for(response, resource, page)
+            if response.is_redirect:
+                raise RequestError(
+                    f"the API redirected to {response.headers.get('location')!r}",
+                    resource=resource,
+                    page=page,
+                    status=response.status_code,
+                    hint="Set `base_url` to the address it redirects to",
+                )
+            try:
+                return orjson.loads(response.content), response
+            except orjson.JSONDecodeError:
+                if attempt >= policy.max_retries:
+                    raise ResponseFormatError(
+                        f"the answer from {self._where(url)} is not JSON",
+                        resource=resource,
+                        page=page,
+                        status=response.status_code,
+                        request_id=request_id_of(response),
+                    ) from None
+                self._backoff(attempt, None, resource, page, "a malformed body")
+                attempt += 1
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        return self.request_json("GET", url, **kwargs)[0]
+
+    def _where(self, url: str) -> str:
+        # the URL without its query: queries can carry filters, never credentials, but stay short
+        full = self.http.base_url.join(url) if not url.startswith("http") else httpx.URL(url)
+        return str(full.copy_with(query=None))
+
+    def _backoff(
+        self, attempt: int, hint: float | None, resource: str | None, page: Any, why: str
+    ) -> None:
+        delay = self.retry.delay(attempt, hint)
+        log.info("%s page %s: %s, retry %d in %.2fs", resource, page, why, attempt + 1, delay)
+        self._sleep(delay)

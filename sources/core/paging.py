@@ -1,0 +1,68 @@
+"""Paging mechanics every source shares: ordered concurrent page fetches and progress lines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+log = logging.getLogger("lxp_sync")
+
+T = TypeVar("T")
+
+
+def fetch_in_order(
+    fetch: Callable[[int], T], pages: Iterable[int], concurrency: int
+) -> Iterator[T]:
+    """Fetch pages with up to `concurrency` requests in flight; yield results in page order.
+
+    At most `concurrency` pages wait in memory, so a long resource streams instead of piling up.
+    """
+    if concurrency <= 1:
+        for page in pages:
+            yield fetch(page)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="lxp-page") as pool:
+        pending: deque[Future[T]] = deque()
+        try:
+            for page in pages:
+                pending.append(pool.submit(fetch, page))
+                if len(pending) >= concurrency:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class Progress:
+    """Progress of one resource on the `lxp_sync` logger: pages and rows, out of the total if known."""
+
+    def __init__(self, resource: str, total: int | None = None, every_s: float = 2.0) -> None:
+        self.resource = resource
+        self.total = total
+        self.pages = 0
+        self.rows = 0
+        self.every_s = every_s
+        self._started = time.monotonic()
+        self._last = self._started
+
+    def add(self, rows: int) -> None:
+        self.pages += 1
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            log.info("%s", self.line())
+
+    def line(self) -> str:
+        of = f"/{self.total}" if self.total is not None else ""
+        rate = self.rows / max(time.monotonic() - self._started, 1e-6)
+        return f"{self.resource}: {self.rows}{of} rows, {self.pages} pages ({rate:,.0f} rows/s)"
+
+    def done(self) -> None:
+        log.info("%s, done", self.line())

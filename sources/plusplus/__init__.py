@@ -1,0 +1,96 @@
+"""PlusPlus sources: the Public REST API (`plusplus_rest`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+
+from sources.core.auth import TokenAuth
+from sources.core.errors import ConfigurationError
+from sources.core.http import ApiClient, RetryPolicy
+from sources.plusplus.rest import cursor_params, read_pages
+from sources.plusplus.settings import REST_ENDPOINTS, REST_MAX_PAGE_SIZE, RestEndpoint
+
+
+@dlt.source(name="plusplus_rest", section="plusplus_rest")
+def plusplus_rest_source(
+    base_url: str = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    resources: Sequence[str] | None = None,
+    page_size: int = REST_MAX_PAGE_SIZE,
+    concurrency: int = 4,
+    refresh_window_days: float = 14.0,
+    max_retries: int = 5,
+    timeout_s: float = 60.0,
+    max_pages: int | None = None,
+) -> Iterator[DltResource]:
+    """Users, groups, articles, content items, assignments and enrollments, merged on `public_id`."""
+    names = list(resources or REST_ENDPOINTS)
+    unknown = sorted(set(names) - set(REST_ENDPOINTS))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown resources {unknown}; plusplus_rest has {sorted(REST_ENDPOINTS)}",
+            resource="plusplus_rest",
+        )
+    client = ApiClient(
+        base_url.rstrip("/") + "/",
+        TokenAuth(api_token, "Bearer"),
+        timeout=timeout_s,
+        retry=RetryPolicy(max_retries=max_retries),
+        max_connections=max(4, concurrency * 2),
+    )
+    page_size = max(1, min(page_size, REST_MAX_PAGE_SIZE))
+    for name in names:
+        yield _rest_resource(
+            client,
+            name,
+            REST_ENDPOINTS[name],
+            page_size,
+            concurrency,
+            refresh_window_days,
+            max_pages,
+        )
+
+
+def _rest_resource(
+    client: ApiClient,
+    name: str,
+    endpoint: RestEndpoint,
+    page_size: int,
+    concurrency: int,
+    refresh_window_days: float,
+    max_pages: int | None,
+) -> DltResource:
+    cursor = endpoint.server_cursor or endpoint.client_cursor
+    lag = refresh_window_days * 86400 if endpoint.refresh_window else None
+
+    def pages(
+        updated: dlt.sources.incremental[Any] | None = (
+            dlt.sources.incremental(cursor, lag=lag) if cursor else None
+        ),
+    ) -> Iterator[list[dict[str, Any]]]:
+        params = cursor_params(endpoint, updated.start_value if updated else None)
+        yield from read_pages(
+            client,
+            f"plusplus_rest.{name}",
+            endpoint,
+            page_size=page_size,
+            concurrency=concurrency,
+            params=params,
+            max_pages=max_pages,
+        )
+
+    return dlt.resource(
+        pages,
+        name=name,
+        primary_key="public_id",
+        write_disposition="merge",
+        columns=endpoint.columns,
+        parallelized=True,
+    )
+
+
+__all__ = ["plusplus_rest_source"]
