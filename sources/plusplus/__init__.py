@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import dlt
@@ -11,8 +12,8 @@ from dlt.sources import DltResource
 from sources.core.auth import TokenAuth
 from sources.core.errors import ConfigurationError
 from sources.core.http import ApiClient, RetryPolicy
-from sources.plusplus.rest import cursor_params, read_pages
-from sources.plusplus.settings import REST_ENDPOINTS, REST_MAX_PAGE_SIZE, RestEndpoint
+from sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
+from sources.plusplus.settings import REST_ENDPOINTS, REST_MAX_PAGE_SIZE, RestEndpoint, columns
 
 
 @dlt.source(name="plusplus_rest", section="plusplus_rest")
@@ -67,13 +68,13 @@ def _rest_resource(
     cursor = endpoint.server_cursor or endpoint.client_cursor
     lag = refresh_window_days * 86400 if endpoint.refresh_window else None
 
-    def pages(
+    def read(
         updated: dlt.sources.incremental[Any] | None = (
             dlt.sources.incremental(cursor, lag=lag) if cursor else None
         ),
     ) -> Iterator[list[dict[str, Any]]]:
         params = cursor_params(endpoint, updated.start_value if updated else None)
-        yield from read_pages(
+        pages = read_pages(
             client,
             f"plusplus_rest.{name}",
             endpoint,
@@ -82,13 +83,17 @@ def _rest_resource(
             params=params,
             max_pages=max_pages,
         )
+        if endpoint.refresh_window and cursor:
+            window = timedelta(days=refresh_window_days)
+            pages = drop_unchanged(pages, dlt.current.resource_state(), cursor, window)
+        yield from pages
 
     return dlt.resource(
-        pages,
+        read,
         name=name,
         primary_key="public_id",
         write_disposition="merge",
-        columns=endpoint.columns,
+        columns=columns(endpoint.columns),
         parallelized=True,
     )
 

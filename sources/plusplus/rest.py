@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterable, Iterator, MutableMapping
+from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pendulum
 
 from sources.core.http import ApiClient
@@ -82,3 +84,57 @@ def cursor_params(endpoint: RestEndpoint, start_value: Any) -> dict[str, Any]:
     if not endpoint.server_cursor or start_value is None:
         return {}
     return {f"{endpoint.server_cursor}_gte": iso_param(start_value)}
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    return hashlib.blake2b(
+        orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=8
+    ).hexdigest()
+
+
+def _moment(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def drop_unchanged(
+    pages: Iterable[list[dict[str, Any]]],
+    state: MutableMapping[str, Any],
+    cursor: str,
+    window: timedelta,
+) -> Iterator[list[dict[str, Any]]]:
+    """Drop rows re-read by the refresh window that have not changed since the last run.
+
+    The resource state keeps `{public_id: [cursor value, hash]}` of the rows inside the window
+    (measured back from the newest cursor seen); only those can be read again, so the state stays
+    as small as the window.
+    """
+    known: dict[str, list[str]] = state.get("window_hashes") or {}
+    fresh: dict[str, list[str]] = dict(known)
+    newest: datetime | None = None
+    prune_at = max(10_000, 2 * len(fresh))
+    for rows in pages:
+        keep = []
+        for row in rows:
+            digest = row_hash(row)
+            key = row["public_id"]
+            seen = known.get(key)
+            if seen is None or seen[1] != digest:
+                keep.append(row)
+            value = row.get(cursor)
+            if value:
+                fresh[key] = [value, digest]
+                moment = _moment(value)
+                if newest is None or moment > newest:
+                    newest = moment
+        if len(fresh) > prune_at and newest is not None:
+            fresh = _inside(fresh, newest - window)
+            prune_at = max(10_000, 2 * len(fresh))
+        if keep:
+            yield keep
+    if newest is not None:
+        fresh = _inside(fresh, newest - window)
+    state["window_hashes"] = fresh
+
+
+def _inside(hashes: dict[str, list[str]], start: datetime) -> dict[str, list[str]]:
+    return {key: pair for key, pair in hashes.items() if _moment(pair[0]) >= start}

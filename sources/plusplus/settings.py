@@ -7,12 +7,19 @@ from typing import Any
 
 REST_MAX_PAGE_SIZE = 100
 
+# Column hints by type. dlt writes the column name into a hint dict, so every column gets a copy
+# (see `columns()`), never one of these shared dicts.
 TIMESTAMP = {"data_type": "timestamp", "timezone": True, "nullable": True}
 DATE = {"data_type": "date", "nullable": True}
 DOUBLE = {"data_type": "double", "nullable": True}
 BIGINT = {"data_type": "bigint", "nullable": True}
 TEXT = {"data_type": "text", "nullable": True}
 BOOL = {"data_type": "bool", "nullable": True}
+
+
+def columns(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fresh column hint dicts for one resource."""
+    return {name: dict(hint) for name, hint in hints.items()}
 
 
 @dataclass(frozen=True)

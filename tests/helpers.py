@@ -1,0 +1,67 @@
+"""Running syncs and the `lxp-sync` command from tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dlt.pipeline.pipeline import Pipeline
+
+from pipelines.registry import SOURCES
+from pipelines.runner import RunOptions, run_source
+from sandbox.server import SandboxProcess
+
+LXP_SYNC = str(Path(sys.executable).with_name("lxp-sync"))
+
+
+def sync(
+    source_name: str,
+    sandbox: SandboxProcess,
+    workdir: Path,
+    *,
+    dataset: str | None = None,
+    **source_args: Any,
+) -> Pipeline:
+    """One run of a source against the sandbox into `workdir/warehouse.duckdb`."""
+    spec = SOURCES[source_name]
+    args = {**spec.sandbox_args(sandbox.url), **source_args}
+    options = RunOptions(
+        destination="duckdb",
+        duckdb_path=str(workdir / "warehouse.duckdb"),
+        pipelines_dir=str(workdir / "pipelines"),
+        dataset=dataset or source_name,
+    )
+    return run_source(spec, spec.factory(**args), options)
+
+
+def loaded_rows(pipeline: Pipeline) -> dict[str, int]:
+    """Rows the last run normalized, per table (dlt's own count)."""
+    info = pipeline.last_trace.last_normalize_info
+    return dict(info.row_counts) if info else {}
+
+
+def lxp_sync(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real console script."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [LXP_SYNC, *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def error_line(stderr: str) -> str:
+    """A failure says exactly one `lxp-sync: error:` line (progress lines aside), no traceback."""
+    lines = [line for line in stderr.splitlines() if line.startswith("lxp-sync: error:")]
+    assert len(lines) == 1, f"expected one error line, got {len(lines)}:\n{stderr}"
+    assert "Traceback" not in stderr
+    return lines[0]

@@ -1,0 +1,127 @@
+"""The `lxp-sync` command as a user runs it: run, check, smoke, demo, status, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from sandbox.plusplus_rest import API_TOKEN
+from sandbox.server import SandboxProcess, free_port
+from sources.plusplus.settings import REST_ENDPOINTS
+from tests.helpers import error_line, lxp_sync
+
+
+def rest_env(sandbox: SandboxProcess, workdir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "SOURCES__PLUSPLUS_REST__BASE_URL": f"{sandbox.url}/plusplus_rest/api/v1",
+        "SOURCES__PLUSPLUS_REST__API_TOKEN": API_TOKEN,
+        "DLT_DATA_DIR": str(workdir / "dlt_data"),
+        **extra,
+    }
+
+
+def test_help_documents_every_command() -> None:
+    result = lxp_sync("--help")
+    assert result.returncode == 0
+    for command in ("run", "demo", "sandbox", "check", "status"):
+        assert command in result.stdout
+    run_help = lxp_sync("run", "--help").stdout
+    for option in ("--resources", "--destination", "--dataset", "--full-refresh", "--smoke"):
+        assert option in run_help
+
+
+def test_run_loads_into_duckdb_and_status_shows_cursors(
+    sandbox: SandboxProcess, workdir: Path
+) -> None:
+    env = rest_env(sandbox, workdir)
+    result = lxp_sync(
+        "run", "plusplus_rest", "--resources", "groups,content_items", env=env, cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    assert "content_items" in result.stdout
+    assert "content_items: " in result.stderr  # progress lines
+    with duckdb.connect(str(workdir / "lxp_sync.duckdb"), read_only=True) as con:
+        count = con.execute("SELECT COUNT(*) FROM plusplus_rest.groups").fetchone()[0]
+    assert count == len(sandbox.truth("plusplus_rest", "groups"))
+    status = lxp_sync("status", "plusplus_rest", env=env, cwd=workdir)
+    assert status.returncode == 0, status.stderr
+    assert "content_items: modified >=" in status.stdout
+
+
+def test_check_proves_the_token_with_one_request(sandbox: SandboxProcess, workdir: Path) -> None:
+    result = lxp_sync("check", "plusplus_rest", env=rest_env(sandbox, workdir), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "plusplus_rest: ok" in result.stdout
+
+
+def test_bad_token_fails_check_and_run_in_one_line_without_the_token(
+    sandbox: SandboxProcess, workdir: Path
+) -> None:
+    secret = "pp_wrong_but_secret_1234567890"
+    env = rest_env(sandbox, workdir, SOURCES__PLUSPLUS_REST__API_TOKEN=secret)
+    for args in (("check", "plusplus_rest"), ("run", "plusplus_rest")):
+        result = lxp_sync(*args, env=env, cwd=workdir)
+        assert result.returncode == 1
+        line = error_line(result.stderr)
+        assert "refused the credentials" in line and "HTTP 401" in line
+        assert "request_id req_" in line
+        assert secret not in result.stdout + result.stderr
+
+
+def test_missing_setting_says_which_and_where(workdir: Path) -> None:
+    env = {"DLT_DATA_DIR": str(workdir / "dlt_data"), "SOURCES__PLUSPLUS_REST__API_TOKEN": "pp_x"}
+    result = lxp_sync("check", "plusplus_rest", env=env, cwd=workdir)
+    assert result.returncode == 2
+    line = error_line(result.stderr)
+    assert "base_url" in line and "SOURCES__PLUSPLUS_REST__BASE_URL" in line
+
+
+def test_retries_exhausted_fail_in_one_line_with_resource_status_and_request_id(
+    fresh_sandbox: SandboxProcess, workdir: Path
+) -> None:
+    fresh_sandbox.fault(api="plusplus_rest", path_contains="enrollments", status=503, count=100)
+    env = rest_env(fresh_sandbox, workdir, SOURCES__PLUSPLUS_REST__MAX_RETRIES="1")
+    result = lxp_sync("run", "plusplus_rest", env=env, cwd=workdir)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert "plusplus_rest.enrollments page 1" in line
+    assert "HTTP 503" in line and "request_id req_" in line
+
+
+def test_smoke_run_loads_a_page_of_everything_and_leaves_no_state(
+    sandbox: SandboxProcess, workdir: Path
+) -> None:
+    env = rest_env(sandbox, workdir)
+    result = lxp_sync("run", "plusplus_rest", "--smoke", env=env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "smoke ok" in result.stdout
+    for resource in REST_ENDPOINTS:
+        assert f"{resource} " in result.stdout
+    assert not (workdir / "lxp_sync.duckdb").exists()
+    assert not list((workdir / "dlt_data").glob("**/lxp_sync_plusplus_rest*"))
+    pages = [e for e in sandbox.requests("plusplus_rest") if "page=1" in e["query"]]
+    assert pages
+
+
+def test_smoke_run_against_a_wrong_url_fails_in_one_line(workdir: Path) -> None:
+    env = {
+        "SOURCES__PLUSPLUS_REST__BASE_URL": f"http://127.0.0.1:{free_port()}/api/v1",
+        "SOURCES__PLUSPLUS_REST__API_TOKEN": "pp_x",
+        "SOURCES__PLUSPLUS_REST__MAX_RETRIES": "1",
+        "DLT_DATA_DIR": str(workdir / "dlt_data"),
+    }
+    result = lxp_sync("run", "plusplus_rest", "--smoke", env=env, cwd=workdir)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert "no answer from" in line and "base_url" in line
+
+
+def test_demo_loads_every_source_into_duckdb(workdir: Path) -> None:
+    result = lxp_sync("demo", "--rows", "2000", "--out", str(workdir / "demo"), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(workdir / "demo" / "lxp_sync_demo.duckdb"), read_only=True) as con:
+        for resource in REST_ENDPOINTS:
+            count = con.execute(f"SELECT COUNT(*) FROM plusplus_rest.{resource}").fetchone()[0]
+            assert count > 0, resource
+            assert resource in result.stdout
