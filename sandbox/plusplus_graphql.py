@@ -25,13 +25,19 @@ Endpoint: `POST /plusplus_graphql/graphql/` (also without the trailing slash), J
   image URLs (`cover_url`, `avatar_url`): `https://cdn.example.com/<entity>/<pk>/cover.png?
   Expires=<unix ts 7-8 days ahead, constant for a UTC day>&Signature=<hmac>`.
 - The request log (`request.scope["sandbox_log"]`) gets `root_fields` (field names, not aliases,
-  in query order) and `args` (root field name -> its coerced arguments, datetimes as ISO text).
+  in query order), `args` (root field name -> its coerced arguments, datetimes as ISO text) and
+  `executor`: "compiled" (plain selections, see `plusplus_graphql_schema`) or "graphql-core".
 
 `truth(entity)` (entity = a root connection name) returns every row of the connection in its
 unfiltered order, each with EVERY field of the node type (deprecated fields and, while schema
 drift is on, `capacity_note` included) exactly as the API serializes it; a nested object is
 reduced to `{"pk": <pk>}` (null when the object is null or its row was hard-deleted), a list of
-objects to a list of `{"pk": <pk>}`. Signed URLs equal the API's within the same UTC day.
+objects to a list of `{"pk": <pk>}` (null items for hard-deleted rows). Signed URLs equal the
+API's within the same UTC day.
+
+Sizes, as shares of `config.rows`: enrollments 34%, events 28%, assignments 14%, users 12%,
+tracks 4%, event_types 3%, tags 3%, locations 2% (content items 2%); about 5% of rows are
+soft-deleted. An entity's rows are generated on first use (1M rows: ~25 s of CPU in all).
 
 `mutate(spec)`: `{"entity", "insert": n, "update": n | [pks], "delete": n | [pks],
 "hard_delete": [pks]}`; an int picks that many live rows at random (seeded). Updates change a

@@ -313,10 +313,6 @@ def _spread(rng: random.Random, count: int, start: float, end: float) -> list[in
     return [int(start + (i + rand() * 0.9) * step) for i in range(count)]
 
 
-def _moment(ts: float) -> datetime:
-    return datetime.fromtimestamp(int(ts), UTC)
-
-
 def _offset(tz: tzinfo) -> tuple[int, str]:
     seconds = int(tz.utcoffset(None).total_seconds())
     if not seconds:
@@ -946,14 +942,14 @@ class PlusPlusData:
             return [table.by_id[public_id] for public_id in which]
         candidates = table.records
         if within_days is not None and candidates:
-            newest = max(r.created for r in candidates)
-            span = table.created_span(newest - float(within_days) * DAY, None)
+            keys = table.created_keys()
+            newest = keys[-1] if keys is not None else max(r.created for r in candidates)
+            oldest = newest - float(within_days) * DAY
+            span = table.created_span(oldest, None)
             if span is not None:
                 candidates = candidates[span[0] : span[1]]
             else:
-                candidates = [
-                    r for r in candidates if r.created >= newest - float(within_days) * DAY
-                ]
+                candidates = [r for r in candidates if r.created >= oldest]
         if exclude:
             candidates = [r for r in candidates if r.public_id not in exclude]
         return self.mutation_rng.sample(candidates, min(int(which), len(candidates)))

@@ -67,6 +67,7 @@ def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Pa
         python = str(venv / "bin" / "python")
         pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         _run([*pip, *REQUIREMENTS], deadline)
+        (venv / "home").mkdir()
         _run(
             [python, "-c", "import duckdb_extensions; duckdb_extensions.import_extension('spatial')"],
             deadline,

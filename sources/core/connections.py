@@ -1,0 +1,189 @@
+"""One dlt resource per GraphQL relay connection: selection from the live schema, merge, cursors.
+
+PlusPlus GraphQL and Pluvo both use this; a vendor folder only says which connections, which key,
+which cursor and which server-side filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.sources import DltResource
+
+from sources.core.errors import DataMismatchError
+from sources.core.graphql import (
+    Connection,
+    GraphQLClient,
+    IntrospectedSchema,
+    relay_pages,
+    unwrap,
+)
+
+# GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
+# (a timestamp column that is null on the first page, ids that look like numbers).
+SCALAR_TYPES = {
+    "DateTime": "timestamp",
+    "Date": "date",
+    "Boolean": "bool",
+    "Int": "bigint",
+    "Float": "double",
+    "Decimal": "decimal",
+    "String": "text",
+    "ID": "text",
+    "UUID": "text",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """How one connection becomes a resource."""
+
+    primary_key: str
+    # cursor fields to try, in order (the first the node type has is used)
+    cursor_fields: tuple[str, ...] = ("modified", "updated", "updatedAt", "created", "createdAt")
+    # server-side filter argument per cursor field, e.g. {"modified": "modified_gte"}
+    server_filters: Mapping[str, str] | None = None
+    page_size: int = 100
+    max_page_size: int = 100
+    max_pages: int | None = None
+    # a boolean field that marks soft-deleted rows; with hard_delete, such rows leave the table
+    deleted_field: str | None = None
+    hard_delete: bool = False
+    # fail when the rows received fall short of the connection's own count
+    check_count: bool = False
+    # extra filter arguments passed through to the connection
+    filters: Mapping[str, Any] | None = None
+
+
+def column_hints(schema: IntrospectedSchema, type_name: str) -> dict[str, dict[str, Any]]:
+    hints: dict[str, dict[str, Any]] = {}
+    for name, scalar in schema.leaf_fields(type_name).items():
+        if scalar.startswith("["):
+            continue  # lists become child tables; dlt types their values
+        data_type = SCALAR_TYPES.get(scalar)
+        if data_type is None:
+            enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
+            data_type = "text" if enum else None
+        if data_type is None:
+            continue  # custom scalars (JSON, ...): let dlt infer
+        hint: dict[str, Any] = {"data_type": data_type, "nullable": True}
+        if data_type == "timestamp":
+            hint["timezone"] = True
+        hints[name] = hint
+    return hints
+
+
+def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:
+    """Single nested objects selected as `{ pk }`/`{ id }`: field name -> identity field."""
+    out = {}
+    for name, node_field in schema.fields(type_name).items():
+        kind, field_type, is_list = unwrap(node_field["type"])
+        if kind == "OBJECT" and not is_list and not node_field.get("isDeprecated"):
+            identity = schema.identity_field(field_type)
+            if identity:
+                out[name] = identity
+    return out
+
+
+def pick_cursor(
+    schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions
+) -> str | None:
+    fields = schema.leaf_fields(connection.node_type)
+    return next((c for c in options.cursor_fields if fields.get(c) in ("DateTime", "Date")), None)
+
+
+def connection_resource(
+    gql: GraphQLClient,
+    connection: Connection,
+    options: ConnectionOptions,
+    *,
+    name: str | None = None,
+) -> DltResource:
+    """A merge resource over every page of `connection`, incremental where a cursor exists.
+
+    With a server-side filter for the cursor, an incremental run asks only for rows at or after
+    the cursor; without one, every page is read and dlt's incremental drops the rows it has.
+    """
+    schema = gql.schema()
+    name = name or connection.name
+    resource_name = f"{gql.source}.{name}"
+    selection = schema.selection(connection.node_type)
+    hints = column_hints(schema, connection.node_type)
+    nested = nested_identities(schema, connection.node_type)
+    for field_name, identity in nested.items():
+        # `event_type { pk }` lands as `event_type__pk`, typed even when every value is null
+        scalar = schema.leaf_fields(schema_type_of(schema, connection.node_type, field_name))
+        data_type = SCALAR_TYPES.get(scalar.get(identity, "ID"), "text")
+        hints[f"{field_name}__{identity}"] = {"data_type": data_type, "nullable": True}
+    if options.deleted_field and options.hard_delete and options.deleted_field in hints:
+        hints[options.deleted_field] = {**hints[options.deleted_field], "hard_delete": True}
+    cursor = pick_cursor(schema, connection, options)
+    server_arg = (options.server_filters or {}).get(cursor or "")
+    if server_arg and server_arg not in connection.args:
+        server_arg = None
+    page_size = max(1, min(options.page_size, options.max_page_size))
+
+    def read(
+        updated: dlt.sources.incremental[Any] | None = (
+            dlt.sources.incremental(cursor) if cursor else None
+        ),
+    ) -> Iterator[list[dict[str, Any]]]:
+        filters = dict(options.filters or {})
+        start = updated.start_value if updated is not None else None
+        if server_arg and start is not None:
+            filters[server_arg] = _iso(start)
+        received = 0
+        expected: int | None = None
+        for page in relay_pages(
+            gql,
+            connection,
+            selection,
+            resource=resource_name,
+            page_size=page_size,
+            filters=filters,
+            max_pages=options.max_pages,
+        ):
+            received += len(page.nodes)
+            if expected is None and page.total is not None:
+                expected = int(page.total)
+            if page.nodes:
+                if nested:
+                    _drop_null_objects(page.nodes, nested)
+                yield page.nodes
+        complete = options.max_pages is None and expected is not None
+        if options.check_count and complete and received < expected:
+            raise DataMismatchError(
+                f"received {received} rows but the API counted {expected}",
+                resource=resource_name,
+            )
+
+    return dlt.resource(
+        read,
+        name=name,
+        primary_key=options.primary_key,
+        write_disposition="merge",
+        columns=hints,
+        parallelized=True,
+    )
+
+
+def schema_type_of(schema: IntrospectedSchema, type_name: str, field_name: str) -> str:
+    return unwrap(schema.fields(type_name)[field_name]["type"])[1]
+
+
+def _drop_null_objects(nodes: list[dict[str, Any]], nested: Mapping[str, str]) -> None:
+    # a null nested object would otherwise become an untyped column of its own
+    for node in nodes:
+        for field_name in nested:
+            if field_name in node and node[field_name] is None:
+                del node[field_name]
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, str):
+        value = pendulum.parse(value)
+    return value.isoformat()
