@@ -11,7 +11,11 @@ from dlt.common.configuration.inject import with_config
 
 from sources.core.auth import TokenAuth
 from sources.core.http import ApiClient, RetryPolicy
-from sources.plusplus import plusplus_rest_source
+from sources.plusplus import plusplus_graphql_source, plusplus_rest_source
+from sources.plusplus.graphql import graphql_client
+from sources.pluvo import pluvo_source
+from sources.pluvo.helpers import check_connection, organization_root, pluvo_client
+from sources.pluvo.settings import DEFAULT_SCOPES
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,59 @@ def _plusplus_rest_sandbox(sandbox_url: str) -> dict[str, Any]:
     return {"base_url": f"{sandbox_url}/plusplus_rest/api/v1", "api_token": API_TOKEN}
 
 
+@with_config(sections=("sources", "plusplus_graphql"))
+def check_plusplus_graphql(
+    base_url: str = dlt.config.value, api_token: str = dlt.secrets.value, timeout_s: float = 30.0
+) -> str:
+    gql = graphql_client(base_url, api_token, timeout_s=timeout_s, max_retries=2)
+    try:
+        data = gql.execute("{ __typename }", resource="plusplus_graphql")
+    finally:
+        gql.api.close()
+    return f"token accepted; query root {data.get('__typename')}"
+
+
+def _plusplus_graphql_sandbox(sandbox_url: str) -> dict[str, Any]:
+    from sandbox.plusplus_graphql import API_TOKEN
+
+    return {"base_url": f"{sandbox_url}/plusplus_graphql/graphql/", "api_token": API_TOKEN}
+
+
+@with_config(sections=("sources", "pluvo"))
+def check_pluvo(
+    base_url: str = dlt.config.value,
+    client_id: str = dlt.config.value,
+    client_secret: str = dlt.secrets.value,
+    scopes: str = DEFAULT_SCOPES,
+    timeout_s: float = 30.0,
+    token_cache_path: str | None = None,
+) -> str:
+    gql, auth = pluvo_client(
+        organization_root(base_url),
+        client_id,
+        client_secret,
+        scopes,
+        max_retries=2,
+        timeout_s=timeout_s,
+        token_cache_path=token_cache_path,
+    )
+    try:
+        return check_connection(gql, auth)
+    finally:
+        gql.api.close()
+
+
+def _pluvo_sandbox(sandbox_url: str) -> dict[str, Any]:
+    from sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET
+
+    return {
+        "base_url": f"{sandbox_url}/pluvo/",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "scopes": ALL_SCOPES,
+    }
+
+
 SOURCES: dict[str, SourceSpec] = {
     spec.name: spec
     for spec in [
@@ -57,6 +114,20 @@ SOURCES: dict[str, SourceSpec] = {
             check=check_plusplus_rest,
             sandbox_args=_plusplus_rest_sandbox,
             description="PlusPlus Public REST API",
+        ),
+        SourceSpec(
+            name="plusplus_graphql",
+            factory=plusplus_graphql_source,
+            check=check_plusplus_graphql,
+            sandbox_args=_plusplus_graphql_sandbox,
+            description="PlusPlus GraphQL API, every connection found by introspection",
+        ),
+        SourceSpec(
+            name="pluvo",
+            factory=pluvo_source,
+            check=check_pluvo,
+            sandbox_args=_pluvo_sandbox,
+            description="Pluvo GraphQL API (OAuth2), every paginated connection",
         ),
     ]
 }

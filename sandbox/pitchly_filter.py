@@ -104,9 +104,8 @@ def compile_filter(spec: Any, table: Table) -> Predicate | None:
         return None
     if not isinstance(spec, dict) or not isinstance(spec.get("conditions"), list):
         raise FilterError("A filter must be an object with a 'conditions' list.")
-    if not spec["conditions"]:
-        return None
-    return _group(spec["conditions"], spec.get("logicalOperator"), table)
+    predicate = _group(spec["conditions"], spec.get("logicalOperator"), table)
+    return predicate if spec["conditions"] else None
 
 
 def _group(items: list[Any], operator: Any, table: Table) -> Predicate:

@@ -39,8 +39,11 @@ the document is silent; this keeps incremental loads able to see it). Returns th
 `{"inserted", "updated", "deleted", "cascaded": {entity: ids}}`.
 
 `configure(...)` switches: `token_lifetime_s`, `revoke_tokens` (forget every issued token now),
-`refuse_client` (the token endpoint answers 401 invalid_client), `page_size_mode`
-("cap" | "error"), `schema_drift` (adds `User.department` and `Training.category`).
+`revoke_tokens_after` (N: the Nth GraphQL request from now finds every token issued so far
+revoked, so a test can revoke between two pages), `refuse_client` (the token endpoint answers
+401 invalid_client), `page_size_mode` ("cap" | "error"), `schema_drift` (adds `User.department`
+and `Training.category`), `count_extra` (N: every `count` over-reports by N, a vendor counting
+rows it does not serve).
 
 Data: deterministic from `config.seed`; `config.rows` split 25% users, 5% groups, 10% trainings,
 60% events; each entity is generated on first use (a million rows take some seconds).
@@ -873,6 +876,8 @@ class Settings:
     refuse_client: bool = False
     page_size_mode: str = "cap"
     schema_drift: bool = False
+    count_extra: int = 0
+    revoke_tokens_after: int | None = None
 
 
 @dataclass
@@ -1004,7 +1009,9 @@ class PluvoApi(Api):
         self, entity: Entity, first: int | None, after: str | None, filters: dict[str, Any]
     ) -> Page:
         cap = self.settings.page_size_mode == "cap"
-        return self.table(entity.key).page(first, after, filters, cap)
+        page = self.table(entity.key).page(first, after, filters, cap)
+        page.count += self.settings.count_extra
+        return page
 
     # Api interface
 
@@ -1039,6 +1046,11 @@ class PluvoApi(Api):
             if mode not in ("cap", "error"):
                 raise ValueError(f"pluvo: page_size_mode must be 'cap' or 'error', not {mode!r}")
             self.settings.page_size_mode = mode
+        if "count_extra" in spec:
+            self.settings.count_extra = int(spec.pop("count_extra"))
+        if "revoke_tokens_after" in spec:
+            after = spec.pop("revoke_tokens_after")
+            self.settings.revoke_tokens_after = None if after is None else int(after)
         if "schema_drift" in spec:
             self.settings.schema_drift = bool(spec.pop("schema_drift"))
             self.schema = self._build_schema()
@@ -1250,6 +1262,11 @@ class PluvoApi(Api):
         return cached
 
     async def graphql_endpoint(self, request: Request) -> Response:
+        if self.settings.revoke_tokens_after is not None:
+            self.settings.revoke_tokens_after -= 1
+            if self.settings.revoke_tokens_after <= 0:
+                self.settings.revoke_tokens_after = None
+                self.tokens.clear()
         token = self._authenticate(request)
         if isinstance(token, Response):
             return token

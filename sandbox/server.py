@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -47,8 +46,8 @@ def serve(
         port=port,
         log_level="warning",
         access_log=False,
-        loop="asyncio",
-        http="h11" if os.environ.get("LXP_SANDBOX_H11") else "auto",
+        loop="auto",  # uvloop and httptools when installed (the sandbox extra has them)
+        http="auto",
     )
 
 

@@ -1,6 +1,6 @@
 """The shared core: one HTTP client (auth, retries, pacing, errors), GraphQL and paging."""
 
-from sources.core.auth import OAuth2ClientCredentials, RenewableTokenAuth, TokenAuth
+from sources.core.auth import OAuth2ClientCredentials, RenewableTokenAuth, TokenAuth, TokenCache
 from sources.core.errors import LxpSyncError
 from sources.core.http import ApiClient, RetryPolicy
 
@@ -11,4 +11,5 @@ __all__ = [
     "RenewableTokenAuth",
     "RetryPolicy",
     "TokenAuth",
+    "TokenCache",
 ]

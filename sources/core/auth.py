@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Generator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +17,8 @@ import orjson
 
 from sources.core.errors import AuthenticationError, ConnectionFailedError, ResponseFormatError
 from sources.core.http import USER_AGENT, request_id_of
+
+log = logging.getLogger("lxp_sync")
 
 
 class TokenAuth(httpx.Auth):
@@ -28,23 +35,91 @@ class TokenAuth(httpx.Auth):
         return f"{type(self).__name__}(<redacted>)"
 
 
+class TokenCache:
+    """Access tokens kept in a local JSON file, mode 0600, so that the next run reuses them.
+
+    Off unless a source is given a path. The file holds access tokens (never client secrets),
+    keyed by a hash of the token URL, client id and scope, each with the wall-clock time after
+    which it must be renewed. A file that others may read is ignored (and rewritten as 0600).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            info = self.path.stat()
+            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                log.warning("token cache %s is readable by others; not using it", self.path)
+                return {}
+            body = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _write(self, entries: dict[str, Any]) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, orjson.dumps(entries))
+        finally:
+            os.close(fd)
+        os.replace(temp, self.path)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The entry for `key` while it needs no renewal, else None."""
+        entry = self._read().get(key)
+        if isinstance(entry, dict) and float(entry.get("renew_at", 0)) > time.time():
+            return entry
+        return None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        now = time.time()
+        entries = {
+            k: v
+            for k, v in self._read().items()
+            if isinstance(v, dict) and float(v.get("renew_at", 0)) > now
+        }
+        entries[key] = entry
+        self._write(entries)
+
+    def forget(self, key: str, token: str | None) -> None:
+        """Drop `key`'s token (only if it is `token`, when given): the server refused it."""
+        entries = self._read()
+        entry = entries.get(key)
+        if isinstance(entry, dict) and (token is None or entry.get("access_token") == token):
+            del entries[key]
+            self._write(entries)
+
+
 class RenewableTokenAuth(httpx.Auth):
     """A bearer token fetched on demand, cached, renewed before it expires and once on a 401.
 
     Subclasses implement `fetch_token() -> (token, lifetime_seconds)`. Thread-safe: one token
-    serves every thread of a source.
+    serves every thread of a source. With a `TokenCache`, a token outlives the run: the next run
+    within its lifetime uses it instead of asking for a new one.
     """
 
     scheme = "Bearer"
 
-    def __init__(self) -> None:
+    def __init__(self, cache: TokenCache | None = None) -> None:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
+        self.cache = cache
         self.tokens_fetched = 0
+        self.tokens_from_cache = 0
+        # the scope the server granted with the token, when it says (OAuth2 `scope`)
+        self.granted_scope: str | None = None
 
     def fetch_token(self) -> tuple[str, float]:
         raise NotImplementedError
+
+    def cache_key(self) -> str:
+        """What identifies this token in a `TokenCache` (never a secret)."""
+        return type(self).__name__
 
     @staticmethod
     def renew_margin(lifetime: float) -> float:
@@ -54,17 +129,34 @@ class RenewableTokenAuth(httpx.Auth):
     def token(self) -> str:
         with self._lock:
             if self._token is None or time.monotonic() >= self._renew_at:
-                token, lifetime = self.fetch_token()
-                self.tokens_fetched += 1
-                self._token = token
-                self._renew_at = time.monotonic() + lifetime - self.renew_margin(lifetime)
+                self._token, renew_in = self._cached_token() or self._new_token()
+                self._renew_at = time.monotonic() + renew_in
             return self._token
+
+    def _cached_token(self) -> tuple[str, float] | None:
+        entry = self.cache.get(self.cache_key()) if self.cache is not None else None
+        if entry is None:
+            return None
+        self.tokens_from_cache += 1
+        self.granted_scope = entry.get("scope")
+        return str(entry["access_token"]), float(entry["renew_at"]) - time.time()
+
+    def _new_token(self) -> tuple[str, float]:
+        token, lifetime = self.fetch_token()
+        self.tokens_fetched += 1
+        renew_in = lifetime - self.renew_margin(lifetime)
+        if self.cache is not None:
+            entry = {"access_token": token, "renew_at": time.time() + renew_in}
+            self.cache.put(self.cache_key(), {**entry, "scope": self.granted_scope})
+        return token, renew_in
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the token (only `token`, if given: another thread may have renewed it already)."""
         with self._lock:
             if token is None or token == self._token:
                 self._token = None
+                if self.cache is not None:
+                    self.cache.forget(self.cache_key(), token)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()
@@ -89,7 +181,8 @@ def post_token_request(
 ) -> dict[str, Any]:
     """POST to an OAuth2 token endpoint; a refusal is one `AuthenticationError` line.
 
-    The line carries the vendor's `error` and `error_description`, never the request body.
+    The line carries the vendor's `error` and `error_description`, never the request body. (It
+    says "OAuth2 server", not "token endpoint": the command redacts any word after "token".)
     """
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     try:
@@ -99,7 +192,7 @@ def post_token_request(
             response = httpx.post(token_url, data=dict(data), headers=headers, timeout=timeout)
     except httpx.TransportError as exc:
         raise ConnectionFailedError(
-            f"no answer from the token endpoint {token_url}: {type(exc).__name__}", resource=what
+            f"no answer from the OAuth2 server at {token_url}: {type(exc).__name__}", resource=what
         ) from None
     try:
         body = orjson.loads(response.content) if response.content else {}
@@ -108,7 +201,7 @@ def post_token_request(
     if response.status_code >= 400 or not isinstance(body, dict) or "access_token" not in body:
         if response.status_code < 400 and isinstance(body, dict):
             raise ResponseFormatError(
-                "the token endpoint answered without an access_token",
+                "the OAuth2 server answered without an access_token",
                 resource=what,
                 status=response.status_code,
             )
@@ -120,7 +213,7 @@ def post_token_request(
         if response.is_redirect:
             detail = f"redirected to {response.headers.get('location')!r}"
         raise AuthenticationError(
-            f"the token endpoint refused the credentials: {detail}",
+            f"the OAuth2 server refused the credentials: {detail}",
             resource=what,
             status=response.status_code,
             request_id=request_id_of(response, body),
@@ -141,8 +234,10 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         extra: Mapping[str, Any] | None = None,
         as_json: bool = False,
         what: str = "token",
+        cache: TokenCache | None = None,
+        timeout: float = 30.0,
     ) -> None:
-        super().__init__()
+        super().__init__(cache)
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
@@ -150,7 +245,16 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         self.extra = dict(extra or {})
         self.as_json = as_json
         self.what = what
-        self.granted_scope: str | None = None
+        self.timeout = timeout
+
+    def cache_key(self) -> str:
+        facts = [
+            self.token_url,
+            self.client_id,
+            self.scope or "",
+            orjson.dumps(self.extra).decode(),
+        ]
+        return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:32]
 
     def fetch_token(self) -> tuple[str, float]:
         data: dict[str, Any] = {
@@ -161,6 +265,8 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         }
         if self.scope:
             data["scope"] = self.scope
-        body = post_token_request(self.token_url, data, what=self.what, as_json=self.as_json)
+        body = post_token_request(
+            self.token_url, data, what=self.what, as_json=self.as_json, timeout=self.timeout
+        )
         self.granted_scope = body.get("scope", self.scope)
         return str(body["access_token"]), float(body.get("expires_in") or 3600)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import dlt
@@ -57,14 +58,18 @@ class ConnectionOptions:
     check_count: bool = False
     # extra filter arguments passed through to the connection
     filters: Mapping[str, Any] | None = None
+    # free-form scalars (GenericScalar, JSON) loaded as one JSON column rather than flattened
+    json_scalars: frozenset[str] = frozenset()
 
 
-def column_hints(schema: IntrospectedSchema, type_name: str) -> dict[str, dict[str, Any]]:
+def column_hints(
+    schema: IntrospectedSchema, type_name: str, json_scalars: frozenset[str] = frozenset()
+) -> dict[str, dict[str, Any]]:
     hints: dict[str, dict[str, Any]] = {}
     for name, scalar in schema.leaf_fields(type_name).items():
         if scalar.startswith("["):
             continue  # lists become child tables; dlt types their values
-        data_type = SCALAR_TYPES.get(scalar)
+        data_type = "json" if scalar in json_scalars else SCALAR_TYPES.get(scalar)
         if data_type is None:
             enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
             data_type = "text" if enum else None
@@ -112,7 +117,7 @@ def connection_resource(
     name = name or connection.name
     resource_name = f"{gql.source}.{name}"
     selection = schema.selection(connection.node_type)
-    hints = column_hints(schema, connection.node_type)
+    hints = column_hints(schema, connection.node_type, options.json_scalars)
     nested = nested_identities(schema, connection.node_type)
     for field_name, identity in nested.items():
         # `event_type { pk }` lands as `event_type__pk`, typed even when every value is null
@@ -126,10 +131,14 @@ def connection_resource(
     if server_arg and server_arg not in connection.args:
         server_arg = None
     page_size = max(1, min(options.page_size, options.max_page_size))
+    # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
+    # (by dlt's incremental) and kept in state as an aware datetime
+    is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
+    parse_cursor = cursor if is_datetime else None
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
-            dlt.sources.incremental(cursor) if cursor else None
+            dlt.sources.incremental(cursor, on_cursor_value_missing="include") if cursor else None
         ),
     ) -> Iterator[list[dict[str, Any]]]:
         filters = dict(options.filters or {})
@@ -153,6 +162,8 @@ def connection_resource(
             if page.nodes:
                 if nested:
                     _drop_null_objects(page.nodes, nested)
+                if parse_cursor:
+                    _parse_datetimes(page.nodes, parse_cursor)
                 yield page.nodes
         complete = options.max_pages is None and expected is not None
         if options.check_count and complete and received < expected:
@@ -181,6 +192,13 @@ def _drop_null_objects(nodes: list[dict[str, Any]], nested: Mapping[str, str]) -
         for field_name in nested:
             if field_name in node and node[field_name] is None:
                 del node[field_name]
+
+
+def _parse_datetimes(nodes: list[dict[str, Any]], field_name: str) -> None:
+    for node in nodes:
+        value = node.get(field_name)
+        if isinstance(value, str):
+            node[field_name] = datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _iso(value: Any) -> str:

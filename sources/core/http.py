@@ -149,8 +149,36 @@ def _error_message(body: Any, fallback: str) -> str:
     return fallback
 
 
-def error_for(response: httpx.Response, resource: str | None, page: Any) -> LxpSyncError:
-    """The typed error for a failed answer."""
+def _scope_detail(body: Any, message: str, granted_scope: str | None) -> str:
+    """`; missing scope X; the token has Y Z` for an OAuth2-style 403 (empty if nothing is known).
+
+    Read from the body (`missing_scopes`/`required_scope`, `token_scopes`), else the scope the
+    token endpoint granted.
+    """
+    missing: Any = None
+    has: Any = None
+    if isinstance(body, dict):
+        missing = body.get("missing_scopes") or body.get("required_scope")
+        has = body.get("token_scopes")
+    if has is None and granted_scope is not None:
+        has = granted_scope.split()
+    parts = []
+    if isinstance(missing, str):
+        missing = [missing]
+    if isinstance(missing, list) and not all(str(m) in message for m in missing):
+        parts.append(f"missing scope {' '.join(map(str, missing))}")
+    if isinstance(has, list):
+        parts.append(f"the token has {' '.join(map(str, has)) or 'no scopes'}")
+    return "".join(f"; {part}" for part in parts)
+
+
+def error_for(
+    response: httpx.Response,
+    resource: str | None,
+    page: Any,
+    granted_scope: str | None = None,
+) -> LxpSyncError:
+    """The typed error for a failed answer (`granted_scope`: what the token has, for a 403)."""
     try:
         body = orjson.loads(response.content) if response.content else None
     except orjson.JSONDecodeError:
@@ -163,7 +191,15 @@ def error_for(response: httpx.Response, resource: str | None, page: Any) -> LxpS
             f"the API refused the credentials: {_error_message(body, 'unauthorized')}", **facts
         )
     if status == 403:
-        return PermissionDeniedError(f"access denied: {_error_message(body, 'forbidden')}", **facts)
+        message = _error_message(body, "forbidden")
+        scopes = _scope_detail(body, message, granted_scope)
+        hint = (
+            "Request a token with the missing scope: add it to `scopes` (the API client must be "
+            "allowed it), or leave the resource out with `resources`"
+            if scopes
+            else None
+        )
+        return PermissionDeniedError(f"access denied: {message}{scopes}", hint=hint, **facts)
     if status == 429:
         return RateLimitedError("still rate limited after every retry", **facts)
     if status >= 500:
@@ -271,7 +307,8 @@ class ApiClient:
                 continue
             self.pacer.release(response.headers)
             if response.status_code >= 400:
-                raise error_for(response, resource, page)
+                granted = getattr(self.http.auth, "granted_scope", None)
+                raise error_for(response, resource, page, granted)
             if response.is_redirect:
                 raise RequestError(
                     f"the API redirected to {response.headers.get('location')!r}",

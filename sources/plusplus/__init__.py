@@ -1,4 +1,4 @@
-"""PlusPlus sources: the Public REST API (`plusplus_rest`)."""
+"""PlusPlus sources: the Public REST API (`plusplus_rest`) and GraphQL (`plusplus_graphql`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from sources.core.arrow import batched_arrow
 from sources.core.auth import TokenAuth
+from sources.core.connections import connection_resource
 from sources.core.errors import ConfigurationError
 from sources.core.http import ApiClient, RetryPolicy
+from sources.plusplus.graphql import connection_options, graphql_client, select_connections
 from sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
-from sources.plusplus.settings import REST_ENDPOINTS, REST_MAX_PAGE_SIZE, RestEndpoint, columns
+from sources.plusplus.settings import (
+    GRAPHQL_MAX_PAGE_SIZE,
+    REST_ENDPOINTS,
+    REST_MAX_PAGE_SIZE,
+    RestEndpoint,
+    columns,
+)
 
 
 @dlt.source(name="plusplus_rest", section="plusplus_rest")
@@ -66,6 +75,7 @@ def _rest_resource(
     max_pages: int | None,
 ) -> DltResource:
     cursor = endpoint.server_cursor or endpoint.client_cursor
+    hints = columns(endpoint.columns)
     lag = refresh_window_days * 86400 if endpoint.refresh_window else None
 
     def read(
@@ -86,16 +96,41 @@ def _rest_resource(
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
             pages = drop_unchanged(pages, dlt.current.resource_state(), cursor, window)
-        yield from pages
+        if endpoint.arrow:
+            yield from batched_arrow(pages, hints)
+        else:
+            yield from pages
 
     return dlt.resource(
         read,
         name=name,
         primary_key="public_id",
         write_disposition="merge",
-        columns=columns(endpoint.columns),
+        columns=hints,
         parallelized=True,
     )
 
 
-__all__ = ["plusplus_rest_source"]
+@dlt.source(name="plusplus_graphql", section="plusplus_graphql")
+def plusplus_graphql_source(
+    base_url: str = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    resources: Sequence[str] | None = None,
+    page_size: int = GRAPHQL_MAX_PAGE_SIZE,
+    hard_delete: bool = False,
+    max_retries: int = 5,
+    timeout_s: float = 60.0,
+    max_pages: int | None = None,
+) -> Iterator[DltResource]:
+    """Every root relay connection of the live schema (or `resources`), merged on `pk`.
+
+    Fields come from introspection, so a field PlusPlus adds reaches the warehouse as a new
+    column. Rows with `is_deleted` stay as soft deletes, or leave the tables with `hard_delete`.
+    """
+    gql = graphql_client(base_url, api_token, timeout_s=timeout_s, max_retries=max_retries)
+    options = connection_options(page_size=page_size, hard_delete=hard_delete, max_pages=max_pages)
+    for connection in select_connections(gql.schema().connections(), resources):
+        yield connection_resource(gql, connection, options)
+
+
+__all__ = ["plusplus_graphql_source", "plusplus_rest_source"]

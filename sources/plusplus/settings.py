@@ -34,6 +34,9 @@ class RestEndpoint:
     # Rows whose state changes later without a timestamp: re-read a window back from the cursor.
     refresh_window: bool = False
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Hand dlt Arrow tables (fast). Off where a list field should become a child table,
+    # which dlt makes only from rows.
+    arrow: bool = True
 
 
 _PERSON = {"public_id": TEXT, "name": TEXT, "email": TEXT}
@@ -88,7 +91,7 @@ REST_ENDPOINTS: dict[str, RestEndpoint] = {
     ),
     "articles": RestEndpoint("articles/", client_cursor="modified", columns=dict(_CONTENT)),
     "content_items": RestEndpoint(
-        "content_items/", server_cursor="modified", columns=dict(_CONTENT)
+        "content_items/", server_cursor="modified", columns=dict(_CONTENT), arrow=False
     ),
     "assignments": RestEndpoint(
         "assignments/",
@@ -130,3 +133,18 @@ REST_ENDPOINTS: dict[str, RestEndpoint] = {
         },
     ),
 }
+
+
+# -- PlusPlus GraphQL: every root relay connection of the live schema, found by introspection.
+
+GRAPHQL_MAX_PAGE_SIZE = 300
+GRAPHQL_PRIMARY_KEY = "pk"
+# Cursor fields to try on each node type, in order (the first DateTime one it has is used).
+GRAPHQL_CURSOR_FIELDS = ("modified", "created")
+# The server-side filter argument of each cursor; used on the connections that declare it, the
+# others are filtered client-side by dlt's incremental.
+GRAPHQL_SERVER_FILTERS = {"modified": "modified_gte", "created": "created_gte"}
+# Every PlusPlus type has it; with `hard_delete`, rows that have it true leave the warehouse.
+GRAPHQL_DELETED_FIELD = "is_deleted"
+# Free-form scalars (graphene's GenericScalar): one JSON column, not columns per key.
+GRAPHQL_JSON_SCALARS = frozenset({"GenericScalar", "JSON"})

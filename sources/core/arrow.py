@@ -1,0 +1,97 @@
+"""Rows to Arrow tables, so that dlt skips its row-by-row normalizer.
+
+Nested objects become `parent__child` columns as dlt would make them; columns with a hint get
+that type (timestamps parsed by Arrow, offsets included); a field nobody declared still arrives,
+typed by Arrow's inference, so a new API field becomes a new column without a code change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+# dlt imports pandas lazily inside its incremental step; two resources doing that at once in
+# parallel threads hit "partially initialized module 'pandas'". Import it once, up front.
+try:
+    import pandas  # noqa: F401
+except ImportError:
+    pass
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bool": pa.bool_(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+}
+# parsed from their ISO-8601 text by Arrow, in one vectorized cast
+_PARSED = {"timestamp", "date"}
+
+
+def flatten(row: dict[str, Any], out: dict[str, Any], prefix: str = "") -> None:
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flatten(value, out, f"{prefix}{key}__")
+        else:
+            out[f"{prefix}{key}"] = value
+
+
+def _column(values: list[Any], hint: dict[str, Any] | None) -> pa.Array:
+    data_type = (hint or {}).get("data_type")
+    if data_type in _PARSED:
+        return pa.array(values, pa.string()).cast(ARROW_TYPES[data_type])
+    if data_type in ARROW_TYPES:
+        if data_type == "double":
+            values = [
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values
+            ]
+        return pa.array(values, ARROW_TYPES[data_type])
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # mixed shapes: keep the JSON text rather than lose the field
+        return pa.array(
+            [None if v is None else orjson.dumps(v).decode() for v in values], pa.string()
+        )
+
+
+def to_arrow(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]]) -> pa.Table:
+    """One Arrow table for `rows`: hinted columns typed, others inferred, nested objects flattened."""
+    flat_rows = []
+    names: dict[str, None] = dict.fromkeys(hints)
+    nested_prefixes = {name.split("__", 1)[0] for name in hints if "__" in name}
+    for row in rows:
+        flat: dict[str, Any] = {}
+        flatten(row, flat)
+        flat_rows.append(flat)
+        for key in flat:
+            if key not in names:
+                names[key] = None
+    arrays = []
+    fields = []
+    for name in names:
+        values = [flat.get(name) for flat in flat_rows]
+        if name not in hints and (name in nested_prefixes or all(v is None for v in values)):
+            continue  # a null nested object, or a column with no value yet: nothing to type
+        array = _column(values, hints.get(name))
+        arrays.append(array)
+        fields.append(pa.field(name, array.type, nullable=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def batched_arrow(
+    pages: Iterable[list[dict[str, Any]]], hints: dict[str, dict[str, Any]], rows: int = 5000
+) -> Iterator[pa.Table]:
+    """Pages of rows as Arrow tables of about `rows` rows each (fewer, larger tables load faster)."""
+    buffer: list[dict[str, Any]] = []
+    for page in pages:
+        buffer.extend(page)
+        if len(buffer) >= rows:
+            yield to_arrow(buffer, hints)
+            buffer = []
+    if buffer:
+        yield to_arrow(buffer, hints)

@@ -1,0 +1,70 @@
+"""Mechanics of the PlusPlus GraphQL source: the client, which connections, how each one loads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sources.core.auth import TokenAuth
+from sources.core.connections import ConnectionOptions
+from sources.core.errors import ConfigurationError
+from sources.core.graphql import Connection, GraphQLClient
+from sources.core.http import ApiClient, RetryPolicy
+from sources.plusplus.settings import (
+    GRAPHQL_CURSOR_FIELDS,
+    GRAPHQL_DELETED_FIELD,
+    GRAPHQL_JSON_SCALARS,
+    GRAPHQL_MAX_PAGE_SIZE,
+    GRAPHQL_PRIMARY_KEY,
+    GRAPHQL_SERVER_FILTERS,
+)
+
+SOURCE = "plusplus_graphql"
+
+
+def graphql_client(
+    base_url: str, api_token: str, *, timeout_s: float = 60.0, max_retries: int = 5
+) -> GraphQLClient:
+    """A GraphQL client for the customer's endpoint, `Authorization: Token <t>`."""
+    api = ApiClient(
+        base_url,
+        TokenAuth(api_token, "Token"),
+        timeout=timeout_s,
+        retry=RetryPolicy(max_retries=max_retries),
+    )
+    return GraphQLClient(api, "", source=SOURCE)
+
+
+def select_connections(
+    available: Mapping[str, Connection], requested: Sequence[str] | str | None
+) -> list[Connection]:
+    """The configured connections (all of them when none are), or one line naming the unknown."""
+    if isinstance(requested, str):  # `events,users` from an environment variable
+        requested = [name.strip() for name in requested.split(",") if name.strip()]
+    if not requested:
+        return list(available.values())
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown connections {unknown} in `resources`; the API has {sorted(available)}",
+            resource=SOURCE,
+            hint=f"Fix `resources` under [sources.{SOURCE}] in .dlt/config.toml or --resources",
+        )
+    return [available[name] for name in dict.fromkeys(requested)]
+
+
+def connection_options(
+    *, page_size: int, hard_delete: bool, max_pages: int | None
+) -> ConnectionOptions:
+    """How every PlusPlus connection loads: merge on `pk`, `modified` cursor, soft deletes."""
+    return ConnectionOptions(
+        primary_key=GRAPHQL_PRIMARY_KEY,
+        cursor_fields=GRAPHQL_CURSOR_FIELDS,
+        server_filters=GRAPHQL_SERVER_FILTERS,
+        page_size=page_size,
+        max_page_size=GRAPHQL_MAX_PAGE_SIZE,
+        max_pages=max_pages,
+        deleted_field=GRAPHQL_DELETED_FIELD,
+        hard_delete=hard_delete,
+        check_count=True,
+        json_scalars=GRAPHQL_JSON_SCALARS,
+    )

@@ -1,0 +1,66 @@
+"""Pluvo: every paginated root connection of an organization's GraphQL API, merged on `id`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import dlt
+from dlt.sources import DltResource
+
+from sources.core.connections import ConnectionOptions, connection_resource
+from sources.core.errors import ConfigurationError
+from sources.pluvo.helpers import organization_root, pluvo_client, resource_names
+from sources.pluvo.settings import CURSOR_FIELDS, DEFAULT_SCOPES, MAX_PAGE_SIZE, PRIMARY_KEY
+
+
+@dlt.source(name="pluvo", section="pluvo")
+def pluvo_source(
+    base_url: str = dlt.config.value,
+    client_id: str = dlt.config.value,
+    client_secret: str = dlt.secrets.value,
+    scopes: str = DEFAULT_SCOPES,
+    resources: Sequence[str] | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    max_retries: int = 5,
+    timeout_s: float = 60.0,
+    max_pages: int | None = None,
+    token_cache_path: str | None = None,
+) -> Iterator[DltResource]:
+    """Users, groups, trainings, events, ...: every `paginated*` connection found by introspection.
+
+    One OAuth2 client-credentials token serves every resource of the run (and, with
+    `token_cache_path`, later runs within its lifetime). After each resource the rows received
+    are checked against the connection's `count`.
+    """
+    gql, _auth = pluvo_client(
+        organization_root(base_url),
+        client_id,
+        client_secret,
+        scopes,
+        max_retries=max_retries,
+        timeout_s=timeout_s,
+        token_cache_path=token_cache_path,
+    )
+    available = resource_names(gql.schema().connections())
+    aliases = {connection.name: name for name, connection in available.items()}
+    wanted = [aliases.get(name, name) for name in (resources or available)]
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown resources {unknown}; this organization has {sorted(available)}",
+            resource="pluvo",
+            hint="Fix `resources` in [sources.pluvo] or leave it out to load every connection",
+        )
+    options = ConnectionOptions(
+        primary_key=PRIMARY_KEY,
+        cursor_fields=CURSOR_FIELDS,
+        page_size=page_size,
+        max_page_size=MAX_PAGE_SIZE,
+        max_pages=max_pages,
+        check_count=True,
+    )
+    for name in dict.fromkeys(wanted):
+        yield connection_resource(gql, available[name], options, name=name)
+
+
+__all__ = ["pluvo_source"]
