@@ -7,6 +7,7 @@ typed by Arrow's inference, so a new API field becomes a new column without a co
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,10 +16,8 @@ import pyarrow as pa
 
 # dlt imports pandas lazily inside its incremental step; two resources doing that at once in
 # parallel threads hit "partially initialized module 'pandas'". Import it once, up front.
-try:
+with contextlib.suppress(ImportError):
     import pandas  # noqa: F401
-except ImportError:
-    pass
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),

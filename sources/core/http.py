@@ -49,50 +49,56 @@ class RetryPolicy:
 class RateLimitPacer:
     """Slows requests down before the API refuses them, from the `X-RateLimit-*` headers.
 
-    It keeps an estimate of the requests left in the current window (the last `Remaining`
-    the server reported, less the requests sent since and still unanswered) and, once that
-    estimate reaches zero, holds every thread until the window resets.
+    It keeps an estimate of the requests left in the current window: the `Remaining` of the
+    latest answer, less every request sent after the one that answer belongs to (the server may
+    not have counted those yet), less each request sent since. At zero it holds every thread
+    until the window resets; a new window starts with `Limit` requests, not a free-for-all.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._remaining: int | None = None  # None: unknown, do not hold
-        self._reset_at = 0.0
-        self._in_flight = 0
+        self._limit: int | None = None
+        self._remaining: int | None = None  # None: no limit seen, do not hold
+        self._reset_at = 0.0  # inf: a window began, its end not known yet
+        self._sent = 0
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for a slot; returns the request's ticket for `release`."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._remaining is not None and now >= self._reset_at:
-                    self._remaining = None
+                    self._remaining = self._limit
+                    self._reset_at = float("inf")
                 if self._remaining is None or self._remaining > 0:
                     if self._remaining is not None:
                         self._remaining -= 1
-                    self._in_flight += 1
-                    return
-                self._cond.wait(timeout=max(0.001, self._reset_at - now))
+                    self._sent += 1
+                    return self._sent
+                timeout = None if self._reset_at == float("inf") else self._reset_at - now
+                self._cond.wait(timeout=max(0.001, timeout) if timeout is not None else 1.0)
 
-    def release(self, headers: Mapping[str, str] | None, retry_after: float | None = None) -> None:
+    def release(
+        self, ticket: int, headers: Mapping[str, str] | None, retry_after: float | None = None
+    ) -> None:
         with self._cond:
-            self._in_flight = max(0, self._in_flight - 1)
             now = time.monotonic()
             if retry_after is not None:
                 self._remaining, self._reset_at = 0, now + retry_after
             elif headers is not None:
                 remaining = _number(headers.get("x-ratelimit-remaining"))
                 reset = _number(headers.get("x-ratelimit-reset"))
+                limit = _number(headers.get("x-ratelimit-limit"))
                 if remaining is not None and reset is not None:
-                    estimate = int(remaining) - self._in_flight
+                    if limit is not None:
+                        self._limit = int(limit)
+                    estimate = int(remaining) - (self._sent - ticket)
                     reset_at = now + reset
-                    same_window = (
-                        self._remaining is not None and abs(reset_at - self._reset_at) < 0.5
-                    )
-                    if same_window:
-                        # answers arrive out of order: the lowest count is the newest
-                        self._remaining = min(self._remaining, estimate)
-                    else:
+                    if self._remaining is None or reset_at > self._reset_at + 0.05:
+                        # a window later than the one we counted in (or the first we see)
                         self._remaining = estimate
+                    else:
+                        self._remaining = min(self._remaining, estimate)
                     self._reset_at = reset_at
             self._cond.notify_all()
 
@@ -275,7 +281,7 @@ class ApiClient:
             content = orjson.dumps(json)
             headers = {"Content-Type": "application/json", **(headers or {})}
         while True:
-            self.pacer.acquire()
+            ticket = self.pacer.acquire()
             retry_after: float | None = None
             response: httpx.Response | None = None
             try:
@@ -285,7 +291,7 @@ class ApiClient:
                     method, url, params=params, content=content, headers=headers
                 )
             except httpx.TransportError as exc:
-                self.pacer.release(None)
+                self.pacer.release(ticket, None)
                 if attempt >= policy.max_retries:
                     raise ConnectionFailedError(
                         f"no answer from {self._where(url)}: {type(exc).__name__}",
@@ -298,14 +304,14 @@ class ApiClient:
             if response.status_code in RETRY_STATUSES:
                 retry_after = retry_after_seconds(response)
                 self.pacer.release(
-                    response.headers, retry_after if response.status_code == 429 else None
+                    ticket, response.headers, retry_after if response.status_code == 429 else None
                 )
                 if attempt >= policy.max_retries:
                     raise error_for(response, resource, page)
                 self._backoff(attempt, retry_after, resource, page, f"HTTP {response.status_code}")
                 attempt += 1
                 continue
-            self.pacer.release(response.headers)
+            self.pacer.release(ticket, response.headers)
             if response.status_code >= 400:
                 granted = getattr(self.http.auth, "granted_scope", None)
                 raise error_for(response, resource, page, granted)
