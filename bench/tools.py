@@ -138,7 +138,7 @@ counts = {}
 for schema, table in con.execute(
     "select table_schema, table_name from information_schema.tables"
 ).fetchall():
-    if table in wanted:
+    if table in wanted and not schema.endswith("_staging"):
         n = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
         counts[table] = counts.get(table, 0) + n
 print(json.dumps(counts))

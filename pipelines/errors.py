@@ -13,7 +13,13 @@ from sources.core.errors import ConfigurationError, LxpSyncError
 _SECRETS = [
     (re.compile(r"(://[^:/@\s]+):[^@\s]+@"), r"\1:***@"),
     (re.compile(r"(?i)((?:token|secret|password|key)=)[^&\s]+"), r"\1***"),
-    (re.compile(r"(?i)(bearer|token)\s+[A-Za-z0-9._\-]{8,}"), r"\1 ***"),
+    # `Bearer <token>` / `Token <token>`: a token has digits or is long; "token endpoint" is prose
+    (
+        re.compile(
+            r"(?i)\b(bearer|token)\s+(?=[A-Za-z0-9._\-]*\d|[A-Za-z0-9._\-]{20})[A-Za-z0-9._\-]{8,}"
+        ),
+        r"\1 ***",
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The sandbox's Pitchly API: GraphQL at `POST /pitchly/graphql`, OAuth at `POST /pitchly/api/oauth/token`.
+"""The sandbox's Pitchly API: `POST /pitchly/graphql` and `POST /pitchly/api/oauth/token`.
 
 Follows `seeds/003_0e2904f0b3e0d325.txt`. Where the doc is silent, the sandbox does what
 Pitchly plausibly does, as written here.
@@ -8,12 +8,15 @@ Auth (`Authorization: Bearer <token>` on `/graphql`), three ways:
 - A self-signed HS256 JWT: `iss` = client id, `iat` (required), optional `exp`,
   `workspace_ids` (absent: every workspace; `[]`: none) and `permissions`, signed with the
   client secret. A bad signature, an unknown `iss`, an expired `exp` or a missing `iat` is
-  `UNAUTHENTICATED` (60 s of clock leeway).
+  `UNAUTHENTICATED` (60 s of clock leeway). `permissions` is accepted and not enforced: the
+  sandbox only reads.
 - `grant_type=client_credentials` with `organization_id` -> an install token (`plyi_...`),
   `expires_in` 3600 (`configure({"token_lifetime_s": N})`), no refresh token.
 - `grant_type=refresh_token` -> a new user token (`plyu_...`) AND a new refresh token
   (`plyr_...`); the old refresh token dies at once. The first one is `INITIAL_REFRESH_TOKEN`;
-  `configure({"reset_refresh_token": true})` makes it the only live one again.
+  `configure({"reset_refresh_token": true})` makes it the only live one again. (The doc gives
+  user tokens the workspaces the app may read AND the user belongs to; the sandbox user belongs
+  to every workspace.)
   `grant_type=authorization_code` exists but the sandbox has no authorize page, so every code
   is invalid.
 
@@ -39,7 +42,9 @@ and `recordsConnection(tableId, filter, first, after, last, before)` ->
 { hasNextPage hasPreviousPage startCursor endCursor } totalCount }`. Records come in creation
 order; cursors are opaque and stay valid across inserts and deletes. `first` defaults to 100
 and may be 0..1000 (more is `BAD_USER_INPUT`). Not-ready tables are listed with
-`isReady: false` and their field definitions; only their records are refused.
+`isReady: false` and their field definitions; only their records are refused. `filter` is the
+doc's grammar, evaluated server-side; the operators per field type (including the sandbox's
+choices for dates, Created / Updated At and yes/no) are listed in `sandbox/pitchly_filter.py`.
 
 Field values (`value` / `stringValue`), per the doc's field-type page:
 
@@ -53,8 +58,9 @@ Field values (`value` / `stringValue`), per the doc's field-type page:
   reads as a scraping artefact).
 - reference multiple (doc blank): `{"val": [recordIds]}` / `[primary values]`
 - date (doc: "MM/DD/YYYY", sample blank): `{"val": "2024-03-15T00:00:00.000Z"}` / `"03/15/2024"`
-- created at, updated at (samples blank): `{"val": "2025-06-01T12:34:56.789Z"}` (always UTC,
-  milliseconds) / `"06/01/2025 12:34 PM"`
+- created at, updated at (samples blank): `{"val": "2025-06-01T12:34:56.789Z"}` (always UTC
+  with milliseconds, as a MongoDB app writes dates, not in several offsets) /
+  `"06/01/2025 12:34 PM"` (UTC)
 - lookup (blank): the looked-up field's value and stringValue, unchanged
 - formula (blank): `{"val": 2304.5}` / `"2,304.5"`, or `{"val": "text"}` / `"text"`
 
@@ -65,7 +71,9 @@ Data: organization `org_sandbox` with workspaces Sales (Companies, Deals, Pipeli
 ready), Legal (Clients, Matters - no Updated At field) and Archive (Employees, Legacy Import -
 not ready); field names that collide once normalised ("Deal Size" / "deal_size",
 "Amount ($)" / "Amount") and unicode names ("Größe", "客户"). `config.rows` records in all,
-split by fixed shares; generated from `config.seed` on a table's first use.
+split by fixed shares; generated from `config.seed` on a table's first use. Generated values
+of a field come from a pool of at most 4096 (so values repeat in large tables); ids, Created
+At and Updated At are per record.
 
 Sandbox endpoints:
 
@@ -79,13 +87,15 @@ Sandbox endpoints:
   update of the referencing records. Returns `{"inserted", "updated", "deleted",
   "cascaded"}` (record ids).
   `{"entity": "fields:<tableId>", "add": {"name", "type", ["options", "currencies",
-  "referenceTableId"]}}` (not lookup or formula; existing records stay empty),
+  "referenceTableId"]}}` (not lookup or formula; existing records have no value in a new
+  stored field, and no Updated At change; records inserted later do),
   `"rename": {"fieldId", "name"}` or `"remove": fieldId` -> `{"added" | "renamed": field}` or
   `{"removed": fieldId}`. `{"entity": "tables:<tableId>", "ready": bool}` marks a table ready.
 - `configure`: `token_lifetime_s`, `reset_refresh_token`, `revoke_tokens`, `max_page_size`,
   `fast_path` (false runs every query through graphql-core's executor, for tests).
-- Request log: `{"root_fields": [names], "args": {root field name: its arguments}}` for
-  GraphQL, `{"grant_type": ...}` for the token endpoint.
+- Request log: `{"root_fields": [names], "args": {root field name: its coerced arguments},
+  "executor": "compiled" | "graphql-core"}` for GraphQL, `{"grant_type": ...}` for the token
+  endpoint.
 """
 
 from __future__ import annotations
@@ -107,6 +117,7 @@ from starlette.routing import Route
 
 from sandbox.base import Api, json_response
 from sandbox.pitchly_data import (
+    ATTACHMENT,
     BOOLEAN,
     COMPUTED_TYPES,
     CURRENCY,
@@ -135,7 +146,7 @@ JWT_LEEWAY_S = 60
 
 INVALID_CLIENT_ID = "Please provide a valid 'client_id' (this may also be called your 'App ID')."
 # fields an update mutation may change, best first
-UPDATABLE_TYPES = (NUMBER, CURRENCY, MULTILINE_TEXT, TEXT, DATE, BOOLEAN, DROPDOWN)
+UPDATABLE_TYPES = (NUMBER, CURRENCY, MULTILINE_TEXT, TEXT, DATE, BOOLEAN, DROPDOWN, ATTACHMENT)
 
 
 @dataclass

@@ -295,6 +295,7 @@ class Table:
         self.next_seq = 0
         self._records: dict[str, Record] | None = None
         self._primary_slot: int | None = None
+        self._computers: list[tuple[int, Callable[[list[Any]], Any]]] | None = None
         self._layout: tuple[Callable[[list[Any]], Any], list[tuple[int, str, str]]] | None = None
         self._ordered: tuple[list[Record], list[int]] | None = None
         self._cache_version = -1
@@ -312,7 +313,7 @@ class Table:
         self.next_slot += 1
         self.fields.append(f)
         self.by_id[f.id] = f
-        self._layout = self._primary_slot = None
+        self._layout = self._primary_slot = self._computers = None
         self.node_cache.clear()
         if self._records is not None:
             for rec in self._records.values():
@@ -322,7 +323,7 @@ class Table:
     def remove_field(self, f: Field) -> None:
         self.fields.remove(f)
         del self.by_id[f.id]
-        self._layout = self._primary_slot = None
+        self._layout = self._primary_slot = self._computers = None
         self.node_cache.clear()
 
     def field(self, fid: str) -> Field:
@@ -472,37 +473,49 @@ class Table:
 
     def compute(self, rec: Record) -> None:
         """Set the record's lookup and formula entries from its other values."""
+        if self._computers is None:
+            self._computers = [(f.slot, self._computer(f)) for f in self.fields
+                               if f.type in (LOOKUP, FORMULA)]  # fmt: skip
         values = rec.values
-        for f in self.fields:
-            if f.type == LOOKUP:
-                values[f.slot] = self._lookup_entry(f, values)
-            elif f.type == FORMULA and f.formula_fn is not None:
-                raw = f.formula_fn(values)
-                if raw is None:
-                    values[f.slot] = None
-                    continue
-                cached = f.entry_cache.get(raw)
-                if cached is None:
-                    string = raw if isinstance(raw, str) else format_number(raw)
-                    cached = entry(f.id, {"val": raw}, string)
-                    if not isinstance(raw, str):
-                        f.entry_cache[raw] = cached
-                values[f.slot] = cached
+        for slot, compute in self._computers:
+            values[slot] = compute(values)
 
-    def _lookup_entry(self, f: Field, values: list[Any]) -> dict[str, Any] | None:
-        ref = values[self.field(f.lookup_reference_field_id or "").slot]
-        if ref is None:
-            return None
-        rid = ref["value"]["val"]
-        cached = f.entry_cache.get(rid)
-        if cached is None:
-            target, target_field = self.lookup_target(f)
-            rec = target.records.get(rid)
-            found = target.entry(rec, target_field) if rec is not None else None
-            if found is None:
+    def _computer(self, f: Field) -> Callable[[list[Any]], dict[str, Any] | None]:
+        cache = f.entry_cache
+        if f.type == FORMULA:
+            formula = f.formula_fn
+            assert formula is not None
+
+            def compute_formula(values: list[Any]) -> dict[str, Any] | None:
+                raw = formula(values)
+                if raw is None:
+                    return None
+                if isinstance(raw, str):
+                    return entry(f.id, {"val": raw}, raw)
+                cached = cache.get(raw)
+                if cached is None:
+                    cached = cache[raw] = entry(f.id, {"val": raw}, format_number(raw))
+                return cached
+
+            return compute_formula
+        ref_slot = self.field(f.lookup_reference_field_id or "").slot
+        target, target_field = self.lookup_target(f)
+
+        def compute_lookup(values: list[Any]) -> dict[str, Any] | None:
+            ref = values[ref_slot]
+            if ref is None:
                 return None
-            cached = f.entry_cache[rid] = entry(f.id, found["value"], found["stringValue"])
-        return cached
+            rid = ref["value"]["val"]
+            cached = cache.get(rid)
+            if cached is None:
+                rec = target.records.get(rid)
+                found = target.entry(rec, target_field) if rec is not None else None
+                if found is None:
+                    return None
+                cached = cache[rid] = entry(f.id, found["value"], found["stringValue"])
+            return cached
+
+        return compute_lookup
 
 
 class Organization:
@@ -544,24 +557,25 @@ class Organization:
 
     def generate(self, table: Table) -> None:
         rng = random.Random(f"pitchly:{self.seed}:{table.id}")
-        makers = [(f.slot, _maker(table, f, rng, table.size)) for f in table.fields
-                  if f.type not in COMPUTED_TYPES]  # fmt: skip
+        pools: list[list[Any]] = [[None] for _ in range(table.next_slot)]
+        for f in table.fields:
+            if f.type not in COMPUTED_TYPES:
+                pools[f.slot] = _pool(table, f, rng, table.size)
+        sized = [(pool, len(pool)) for pool in pools]
         computed = any(f.type in (LOOKUP, FORMULA) for f in table.fields)
         step = _HISTORY_MS / max(1, table.size)
         start = EPOCH_MS - _HISTORY_MS
         rand = rng.random
         records = table._records
         assert records is not None
-        width = table.next_slot
+        prefix = table.workspace_id + "|rec"
         for i in range(table.size):
             created = int(start + (i + rand() * 0.9) * step)
-            updated = (
-                created if rand() < 0.3 else created + int(rand() ** 2 * (EPOCH_MS - 1 - created))
-            )
-            values: list[Any] = [None] * width
-            for slot, make in makers:
-                values[slot] = make(rng)
-            rec = Record(i, meteor_id(rng, table.workspace_id + "|rec"), created, updated, values)
+            updated = created
+            if rand() >= 0.3:
+                updated += int(rand() ** 2 * (EPOCH_MS - 1 - created))
+            values = [pool[int(rand() * size)] for pool, size in sized]
+            rec = Record(i, meteor_id(rng, prefix), created, updated, values)
             if computed:
                 table.compute(rec)
             records[rec.id] = rec
@@ -569,29 +583,28 @@ class Organization:
 
     def insert(self, table: Table, count: int, rng: random.Random) -> list[Record]:
         """`count` new records, created now, with a value in every stored field."""
-        makers = [(f.slot, _maker(table, f, rng, 0)) for f in table.fields
-                  if f.type not in COMPUTED_TYPES]  # fmt: skip
+        records = table.records  # generate first: new records come after the generated ones
+        stored = [f for f in table.fields if f.type not in COMPUTED_TYPES]
         inserted = []
         for _ in range(count):
             stamp = now_ms()
             values: list[Any] = [None] * table.next_slot
-            for slot, make in makers:
-                values[slot] = make(rng)
+            for f in stored:
+                values[f.slot] = fresh_entry(table, f, rng)
             rec = Record(table.next_seq, meteor_id(rng, table.workspace_id + "|rec"), stamp, stamp,
                          values)  # fmt: skip
             table.compute(rec)
             table.next_seq += 1
-            table.records[rec.id] = rec
+            records[rec.id] = rec
             inserted.append(rec)
         return inserted
 
     def update(self, table: Table, f: Field, recs: list[Record], rng: random.Random) -> None:
         """Give `f` a new value in each of `recs`, and move their Updated At to now."""
-        make = _maker(table, f, rng, 0)
         for rec in recs:
             old = rec.values[f.slot]
             for _ in range(10):
-                rec.values[f.slot] = make(rng)
+                rec.values[f.slot] = fresh_entry(table, f, rng)
                 if rec.values[f.slot] != old:
                     break
             table.compute(rec)
@@ -699,51 +712,41 @@ def raw_value(f: Field, rng: random.Random) -> Any:
     raise ValueError(f"no raw values for {kind} fields")
 
 
-def _maker(table: Table, f: Field, rng: random.Random, size: int) -> Callable[[random.Random], Any]:
-    """A function rng -> entry (or None) for a stored field of `table`.
+def fresh_entry(table: Table, f: Field, rng: random.Random,
+                ids: list[str] | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """A new random entry for a stored field (inserts and updates: never empty); references
+    pick from `ids` (default: every record of the referenced table)."""
+    if f.type in (REFERENCE, REFERENCE_MULTIPLE):
+        if ids is None:
+            ids = list(table.org.tables[f.reference_table_id or ""].records)
+        if not ids:
+            return None
+        if f.type == REFERENCE:
+            return table.reference_entry(f, _pick(rng, ids))
+        chosen = dict.fromkeys(_pick(rng, ids) for _ in range(1 + int(rng.random() * 3)))
+        return table.render(f, tuple(chosen))
+    return table.render(f, raw_value(f, rng))
 
-    With `size` (generation), values come from a pool of at most POOL_SIZE entries and a share
-    `f.empty` of records get none; without (inserts, updates), every value is new and present.
-    """
-    kind = f.type
-    make: Callable[[random.Random], Any]
-    if kind == REFERENCE:
-        target = table.org.tables[f.reference_table_id or ""]
-        ids = list(target.records)
-        count = len(ids)
-        make = lambda rng: table.reference_entry(f, ids[int(rng.random() * count)]) if ids else None  # noqa: E731
-    elif kind == REFERENCE_MULTIPLE:
-        target = table.org.tables[f.reference_table_id or ""]
-        ids = list(target.records)
 
-        def make(rng: random.Random) -> Any:
-            if not ids:
-                return None
-            chosen = dict.fromkeys(_pick(rng, ids) for _ in range(1 + int(rng.random() * 3)))
-            return table.render(f, tuple(chosen))
-    elif not size:
-        make = lambda rng: table.render(f, raw_value(f, rng))  # noqa: E731
-    else:
-        pool = [table.render(f, raw_value(f, rng)) for _ in range(min(size, POOL_SIZE))]
-        count = len(pool)
-        make = lambda rng: pool[int(rng.random() * count)]  # noqa: E731
-    if not size or not f.empty:
-        return make
-    # a third of the empty values were cleared (present but blank), the rest never set
+def _pool(table: Table, f: Field, rng: random.Random, size: int) -> list[Any]:
+    """Entries generated records draw from: at most POOL_SIZE values, and a share `f.empty`
+    of empty ones (a third of them cleared - present but blank -, the rest never set)."""
     blank = None
-    if kind in (TEXT, MULTILINE_TEXT):
+    if f.type in (TEXT, MULTILINE_TEXT):
         blank = entry(f.id, {"val": ""}, "")
-    elif kind == DROPDOWN_MULTIPLE:
+    elif f.type == DROPDOWN_MULTIPLE:
         blank = entry(f.id, {"val": []}, [])
-    empty = f.empty
-
-    def maybe_empty(rng: random.Random) -> Any:
+    ids = None
+    if f.type in (REFERENCE, REFERENCE_MULTIPLE):
+        ids = list(table.org.tables[f.reference_table_id or ""].records)
+    pool = []
+    for _ in range(max(1, min(size, POOL_SIZE))):
         roll = rng.random()
-        if roll < empty:
-            return blank if roll < empty / 3 else None
-        return make(rng)
-
-    return maybe_empty
+        if roll < f.empty:
+            pool.append(blank if roll < f.empty / 3 else None)
+        else:
+            pool.append(fresh_entry(table, f, rng, ids))
+    return pool
 
 
 # --- the organization's structure -----------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -139,6 +140,10 @@ CANONICAL = {
     "RecordField": ("fieldId", "value", "stringValue"),
     "PageInfo": ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor"),
 }
+BAD_BODY = (
+    "The POST body must be a JSON object with a 'query' string, optional 'variables' (an object)"
+    " and 'operationName' (a string)."
+)
 UNAUTHENTICATED_MESSAGE = (
     "You must be authenticated to access this resource. "
     "Please provide a valid Bearer Token in the Authorization header."
@@ -322,50 +327,37 @@ class PitchlyGraphQL:
     def execute(self, body: Any, caller: Caller, log: dict[str, Any]) -> bytes:
         """Answer one POST body (already JSON-decoded) with the response bytes."""
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return _errors(
-                [_error("BAD_REQUEST", "POST body must be a JSON object with a 'query' string.")]
-            )
+            return _errors([_error("BAD_REQUEST", BAD_BODY)])
         variables = body.get("variables") or {}
         operation_name = body.get("operationName")
         if not isinstance(variables, dict) or not isinstance(operation_name, str | None):
-            return _errors(
-                [
-                    _error(
-                        "BAD_REQUEST", "'variables' must be an object and 'operationName' a string."
-                    )
-                ]
-            )
+            return _errors([_error("BAD_REQUEST", BAD_BODY)])
         prepared = self._prepare(body["query"])
         if prepared.errors or prepared.document is None:
             return _errors(prepared.errors)
         operation = get_operation_ast(prepared.document, operation_name)
         coerced: VariableValues | None = None
         if operation is not None:
-            result = get_variable_values(
-                self.schema, operation.variable_definitions or (), variables
-            )
-            coerced = result if isinstance(result, VariableValues) else None
+            definitions = operation.variable_definitions or ()
+            found = get_variable_values(self.schema, definitions, variables)
+            coerced = found if isinstance(found, VariableValues) else None
             self._log_root_fields(prepared.document, operation, coerced, log)
         if self.fast_path and operation is not None and coerced is not None:
             fast = self._fast(prepared, operation, operation_name, coerced, caller)
             if fast is not None:
+                log["executor"] = "compiled"
                 return fast
-        result = execute(
-            self.schema,
-            prepared.document,
-            context_value=caller,
-            variable_values=variables,
-            operation_name=operation_name,
-        )
-        assert not hasattr(result, "__await__")
+        log["executor"] = "graphql-core"
+        result = execute(self.schema, prepared.document, context_value=caller,
+                         variable_values=variables, operation_name=operation_name)  # fmt: skip
+        assert isinstance(result, ExecutionResult)  # every resolver is synchronous
         errors = [
             _format(e, "INTERNAL_SERVER_ERROR" if e.original_error else "BAD_USER_INPUT")
             for e in result.errors or ()
-        ]  # type: ignore[union-attr]
-        data = result.data  # type: ignore[union-attr]
+        ]
         if errors:
-            return orjson.dumps({"errors": errors, "data": data})
-        return orjson.dumps({"data": data})
+            return orjson.dumps({"errors": errors, "data": result.data})
+        return orjson.dumps({"data": result.data})
 
     def _prepare(self, query: str) -> _Prepared:
         prepared = self._prepared.get(query)

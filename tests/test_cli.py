@@ -125,3 +125,11 @@ def test_demo_loads_every_source_into_duckdb(workdir: Path) -> None:
             count = con.execute(f"SELECT COUNT(*) FROM plusplus_rest.{resource}").fetchone()[0]
             assert count > 0, resource
             assert resource in result.stdout
+        for table in ("users", "groups", "trainings", "events"):
+            count = con.execute(f"SELECT COUNT(*) FROM pluvo.{table}").fetchone()[0]
+            assert count > 0, f"pluvo.{table}"
+        graphql = "events users event_types locations enrollments assignments tracks tags"
+        for connection in graphql.split():
+            count = con.execute(f"SELECT COUNT(*) FROM plusplus_graphql.{connection}").fetchone()
+            assert count[0] > 0, f"plusplus_graphql.{connection}"
+    assert "pluvo (Pluvo GraphQL API" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -66,12 +67,32 @@ def oauth(sandbox: SandboxProcess, **params: str) -> httpx.Response:
     return httpx.post(f"{sandbox.url}/pitchly/api/oauth/token", data=params, timeout=30)
 
 
-def tables_by_name(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in sandbox.truth(API, "tables")}
+Truth = Callable[[str], list[dict[str, Any]]]
 
 
-def fields_by_name(sandbox: SandboxProcess, table_id: str) -> dict[str, dict[str, Any]]:
-    return {f["name"]: f for f in sandbox.truth(API, f"fields:{table_id}")}
+@pytest.fixture(scope="module")
+def truth(sandbox: SandboxProcess) -> Truth:
+    """The shared sandbox's ground truth (no test mutates it), fetched once per entity."""
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def get(entity: str) -> list[dict[str, Any]]:
+        if entity not in cache:
+            cache[entity] = sandbox.truth(API, entity)
+        return cache[entity]
+
+    return get
+
+
+def live_truth(sandbox: SandboxProcess) -> Truth:
+    return lambda entity: sandbox.truth(API, entity)
+
+
+def tables_by_name(truth: Truth) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in truth("tables")}
+
+
+def fields_by_name(truth: Truth, table_id: str) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in truth(f"fields:{table_id}")}
 
 
 def all_records(sandbox: SandboxProcess, table_id: str, token: str | None = None,
@@ -114,7 +135,9 @@ def test_describe_names_the_urls_and_the_fixed_demo_credentials() -> None:
     }
 
 
-def test_self_signed_jwt_reads_workspaces_tables_and_records(sandbox: SandboxProcess) -> None:
+def test_self_signed_jwt_reads_workspaces_tables_and_records(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
     query = "{ workspaces { id name organizationId tables { id name isReady } } }"
     workspaces = data(sandbox, query)["workspaces"]
     assert [ws["name"] for ws in workspaces] == ["Sales", "Legal", "Archive"]
@@ -125,11 +148,12 @@ def test_self_signed_jwt_reads_workspaces_tables_and_records(sandbox: SandboxPro
     companies = sales["tables"][0]["id"]
     page = data(sandbox, RECORDS_QUERY, {"tableId": companies, "first": 5})["recordsConnection"]
     assert len(page["edges"]) == 5
-    assert page["totalCount"] == len(sandbox.truth(API, f"records:{companies}"))
+    assert page["totalCount"] == len(truth(f"records:{companies}"))
 
 
 def test_client_credentials_token_reads_records_and_has_no_refresh_token(
     sandbox: SandboxProcess,
+    truth: Truth,
 ) -> None:
     response = oauth(sandbox, grant_type="client_credentials", client_id=CLIENT_ID,
                      client_secret=CLIENT_SECRET, organization_id=ORGANIZATION_ID)  # fmt: skip
@@ -138,7 +162,7 @@ def test_client_credentials_token_reads_records_and_has_no_refresh_token(
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
     assert "refresh_token" not in body
     assert body["access_token"].startswith("plyi_")
-    deals = tables_by_name(sandbox)["Deals"]["id"]
+    deals = tables_by_name(truth)["Deals"]["id"]
     page = data(sandbox, RECORDS_QUERY, {"tableId": deals, "first": 3}, body["access_token"])
     assert len(page["recordsConnection"]["edges"]) == 3
 
@@ -223,13 +247,13 @@ def test_install_token_expires_after_the_configured_lifetime(sandbox: SandboxPro
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def test_jwt_workspace_ids_limit_what_the_token_sees(sandbox: SandboxProcess) -> None:
-    workspaces = sandbox.truth(API, "workspaces")
+def test_jwt_workspace_ids_limit_what_the_token_sees(sandbox: SandboxProcess, truth: Truth) -> None:
+    workspaces = truth("workspaces")
     sales = workspaces[0]["id"]
     token = make_jwt(workspace_ids=[sales])
     listed = data(sandbox, "{ workspaces { id } }", token=token)["workspaces"]
     assert listed == [{"id": sales}]
-    legal_table = next(t for t in sandbox.truth(API, "tables") if t["workspaceId"] != sales)
+    legal_table = next(t for t in truth("tables") if t["workspaceId"] != sales)
     body = gql(sandbox, RECORDS_QUERY, {"tableId": legal_table["id"]}, token)
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -242,8 +266,9 @@ def test_jwt_workspace_ids_limit_what_the_token_sees(sandbox: SandboxProcess) ->
 
 def test_a_table_not_marked_ready_is_listed_but_refuses_its_records(
     sandbox: SandboxProcess,
+    truth: Truth,
 ) -> None:
-    draft = tables_by_name(sandbox)["Pipeline Draft"]
+    draft = tables_by_name(truth)["Pipeline Draft"]
     assert draft["isReady"] is False
     table = data(sandbox, "query($id: ID!) { table(id: $id) { isReady fields { name } } }",
                  {"id": draft["id"]})["table"]  # fmt: skip
@@ -257,17 +282,18 @@ def test_a_table_not_marked_ready_is_listed_but_refuses_its_records(
 
 def test_field_names_collide_after_normalisation_and_include_unicode(
     sandbox: SandboxProcess,
+    truth: Truth,
 ) -> None:
-    names = {f["name"] for f in sandbox.truth(API, "fields")}
+    names = {f["name"] for f in truth("fields")}
     assert {"Deal Size", "deal_size", "Amount ($)", "Amount", "Größe", "客户"} <= names
-    matters = tables_by_name(sandbox)["Matters"]["id"]
-    assert "updatedAt" not in {f["type"] for f in fields_by_name(sandbox, matters).values()}
+    matters = tables_by_name(truth)["Matters"]["id"]
+    assert "updatedAt" not in {f["type"] for f in fields_by_name(truth, matters).values()}
 
 
-def test_every_field_type_has_the_docs_value_shape(sandbox: SandboxProcess) -> None:
-    fields = {f["id"]: f for f in sandbox.truth(API, "fields")}
-    tables = sandbox.truth(API, "tables")
-    records = {t["id"]: sandbox.truth(API, f"records:{t['id']}") for t in tables}
+def test_every_field_type_has_the_docs_value_shape(sandbox: SandboxProcess, truth: Truth) -> None:
+    fields = {f["id"]: f for f in truth("fields")}
+    tables = truth("tables")
+    records = {t["id"]: truth(f"records:{t['id']}") for t in tables}
     by_id = {node["id"]: node for rows in records.values() for node in rows}
     seen: dict[str, int] = {}
     blank_text = 0
@@ -322,8 +348,8 @@ def test_every_field_type_has_the_docs_value_shape(sandbox: SandboxProcess) -> N
                          "dropdownMultiple", "date", "currency", "attachment", "reference",
                          "referenceMultiple", "lookup", "createdAt", "updatedAt", "formula"}  # fmt: skip
     assert blank_text > 0  # cleared text fields are present but blank
-    deals = tables_by_name(sandbox)["Deals"]["id"]
-    width = len(fields_by_name(sandbox, deals))
+    deals = tables_by_name(truth)["Deals"]["id"]
+    width = len(fields_by_name(truth, deals))
     assert any(len(node["fields"]) < width for node in records[deals])  # empty values are left out
 
 
@@ -340,24 +366,26 @@ def test_introspection_needs_no_token(sandbox: SandboxProcess) -> None:
 # --- records: paging and filters ----------------------------------------------------------
 
 
-def test_paging_returns_the_truth_exactly_once(sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(sandbox)["Deals"]["id"]
-    truth = sandbox.truth(API, f"records:{deals}")
+def test_paging_returns_the_truth_exactly_once(sandbox: SandboxProcess, truth: Truth) -> None:
+    deals = tables_by_name(truth)["Deals"]["id"]
+    rows = truth(f"records:{deals}")
     paged = all_records(sandbox, deals, first=97)
-    assert len(truth) > 97 * 3
-    assert paged == truth
+    assert len(rows) > 97 * 3
+    assert paged == rows
 
 
-def test_page_size_over_1000_is_bad_user_input(sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(sandbox)["Deals"]["id"]
+def test_page_size_over_1000_is_bad_user_input(sandbox: SandboxProcess, truth: Truth) -> None:
+    deals = tables_by_name(truth)["Deals"]["id"]
     body = gql(sandbox, RECORDS_QUERY, {"tableId": deals, "first": 1001})
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-def test_a_filter_with_a_condition_group_narrows_results(sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(sandbox)["Deals"]["id"]
-    f = fields_by_name(sandbox, deals)
+def test_a_filter_with_a_condition_group_narrows_results(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
+    deals = tables_by_name(truth)["Deals"]["id"]
+    f = fields_by_name(truth, deals)
     spec = {
         "conditions": [
             condition(f["Stage"]["id"], "has-any-of", ["Lead", "Qualified", "Proposal"]),
@@ -367,7 +395,7 @@ def test_a_filter_with_a_condition_group_narrows_results(sandbox: SandboxProcess
         ],
         "logicalOperator": "and",
     }  # fmt: skip
-    truth = sandbox.truth(API, f"records:{deals}")
+    rows = truth(f"records:{deals}")
 
     def wanted(node: dict[str, Any]) -> bool:
         v = values(node)
@@ -377,8 +405,8 @@ def test_a_filter_with_a_condition_group_narrows_results(sandbox: SandboxProcess
         big = size is not None and size > 250000
         return stage in ("Lead", "Qualified", "Proposal") and (big or label == "small")
 
-    expected = [node for node in truth if wanted(node)]
-    assert 0 < len(expected) < len(truth)
+    expected = [node for node in rows if wanted(node)]
+    assert 0 < len(expected) < len(rows)
     assert all_records(sandbox, deals, filter=spec) == expected
     page = data(sandbox, RECORDS_QUERY, {"tableId": deals, "filter": spec, "first": 1})
     assert page["recordsConnection"]["totalCount"] == len(expected)
@@ -386,15 +414,15 @@ def test_a_filter_with_a_condition_group_narrows_results(sandbox: SandboxProcess
 
 @pytest.mark.parametrize("case", ["currency", "has-none-of", "has-all-of", "reference-subfield", "is-empty",
                                   "reference-multiple", "or"])  # fmt: skip
-def test_filter_operators_select_what_the_doc_says(sandbox: SandboxProcess, case: str) -> None:
-    tables = tables_by_name(sandbox)
+def test_filter_operators_select_what_the_doc_says(
+    sandbox: SandboxProcess, truth: Truth, case: str
+) -> None:
+    tables = tables_by_name(truth)
     deals, companies = tables["Deals"]["id"], tables["Companies"]["id"]
-    f, cf = fields_by_name(sandbox, deals), fields_by_name(sandbox, companies)
-    truth = sandbox.truth(API, f"records:{deals}")
-    company_truth = {
-        node["id"]: values(node) for node in sandbox.truth(API, f"records:{companies}")
-    }
-    partners = [v["val"] for n in truth if (v := values(n).get(f["Partners"]["id"]))]
+    f, cf = fields_by_name(truth, deals), fields_by_name(truth, companies)
+    rows = truth(f"records:{deals}")
+    company_truth = {node["id"]: values(node) for node in truth(f"records:{companies}")}
+    partners = [v["val"] for n in rows if (v := values(n).get(f["Partners"]["id"]))]
     partner, pair = partners[0][0], next(p[:2] for p in partners if len(p) > 1)
 
     def val(node: dict[str, Any], name: str) -> Any:
@@ -423,15 +451,17 @@ def test_filter_operators_select_what_the_doc_says(sandbox: SandboxProcess, case
                or ((s := val(n, "deal_size")) is not None and s["val"].startswith("X"))),
     }  # fmt: skip
     cond, predicate = cases[case]
-    expected = [node["id"] for node in truth if predicate(node)]
-    assert 0 < len(expected) < len(truth)
+    expected = [node["id"] for node in rows if predicate(node)]
+    assert 0 < len(expected) < len(rows)
     spec = {"conditions": [cond], "logicalOperator": "and"}
     assert [n["id"] for n in all_records(sandbox, deals, filter=spec, first=1000)] == expected
 
 
-def test_a_filter_outside_the_grammar_is_bad_user_input(sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(sandbox)["Deals"]["id"]
-    f = fields_by_name(sandbox, deals)
+def test_a_filter_outside_the_grammar_is_bad_user_input(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
+    deals = tables_by_name(truth)["Deals"]["id"]
+    f = fields_by_name(truth, deals)
     for bad in (
         {"conditions": [condition(f["Name"]["id"], "is-more-than", 1)]},  # not a text operator
         {"conditions": [condition(f["Amount"]["id"], "is-more-than", 1)]},  # no currency
@@ -442,17 +472,22 @@ def test_a_filter_outside_the_grammar_is_bad_user_input(sandbox: SandboxProcess)
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
 
 
-def test_the_request_log_names_root_fields_and_arguments(sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(sandbox)["Deals"]["id"]
+def test_the_request_log_names_root_fields_and_arguments(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
+    deals = tables_by_name(truth)["Deals"]["id"]
     sandbox.clear_requests()
     data(sandbox, RECORDS_QUERY, {"tableId": deals, "first": 7})
     (entry,) = [e for e in sandbox.requests(API) if e["path"] == "/pitchly/graphql"]
     assert entry["extra"]["root_fields"] == ["recordsConnection"]
+    assert entry["extra"]["executor"] == "compiled"
     assert entry["extra"]["args"]["recordsConnection"] == {"tableId": deals, "first": 7}
 
 
-def test_the_fast_path_answers_exactly_as_graphql_core(sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(sandbox)["Deals"]["id"]
+def test_the_fast_path_answers_exactly_as_graphql_core(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
+    deals = tables_by_name(truth)["Deals"]["id"]
     query = """query($t: ID!) { rc: recordsConnection(tableId: $t, first: 3) {
         __typename totalCount pageInfo { endCursor hasPreviousPage }
         edges { node { ...N } cursor } } }
@@ -472,7 +507,7 @@ def test_the_fast_path_answers_exactly_as_graphql_core(sandbox: SandboxProcess) 
 
 
 def test_field_mutations_show_in_the_table_definition(fresh_sandbox: SandboxProcess) -> None:
-    deals = tables_by_name(fresh_sandbox)["Deals"]["id"]
+    deals = tables_by_name(live_truth(fresh_sandbox))["Deals"]["id"]
     query = "query($id: ID!) { table(id: $id) { fields { id name type } } }"
 
     def definition() -> dict[str, dict[str, Any]]:
@@ -485,23 +520,33 @@ def test_field_mutations_show_in_the_table_definition(fresh_sandbox: SandboxProc
     fresh_sandbox.mutate(api=API, entity=f"fields:{deals}",
                          rename={"fieldId": added["id"], "name": "Sales Region"})  # fmt: skip
     assert definition()[added["id"]]["name"] == "Sales Region"
-    size = fields_by_name(fresh_sandbox, deals)["Deal Size"]["id"]
+    size = fields_by_name(live_truth(fresh_sandbox), deals)["Deal Size"]["id"]
+    assert any(size in values(n) for n in all_records(fresh_sandbox, deals, first=1000))
     assert fresh_sandbox.mutate(api=API, entity=f"fields:{deals}", remove=size) == {"removed": size}
     assert size not in definition()
-    assert all(size not in values(n) for n in fresh_sandbox.truth(API, f"records:{deals}"))
+    served = all_records(fresh_sandbox, deals, first=1000)
+    assert served == fresh_sandbox.truth(API, f"records:{deals}")
+    assert all(size not in values(n) for n in served)
+
+
+def test_marking_a_table_ready_opens_its_records(fresh_sandbox: SandboxProcess) -> None:
+    draft = tables_by_name(live_truth(fresh_sandbox))["Pipeline Draft"]["id"]
+    assert gql(fresh_sandbox, RECORDS_QUERY, {"tableId": draft})["data"] is None
+    fresh_sandbox.mutate(api=API, entity=f"tables:{draft}", ready=True)
+    assert all_records(fresh_sandbox, draft) == fresh_sandbox.truth(API, f"records:{draft}")
 
 
 def test_record_mutations_move_updated_at_and_reach_the_api(fresh_sandbox: SandboxProcess) -> None:
-    tables = tables_by_name(fresh_sandbox)
+    tables = tables_by_name(live_truth(fresh_sandbox))
     deals, companies = tables["Deals"]["id"], tables["Companies"]["id"]
-    all_records(fresh_sandbox, deals)  # warm the caches: mutations must invalidate them
-    updated_at = fields_by_name(fresh_sandbox, deals)["Updated At"]["id"]
+    all_records(fresh_sandbox, deals, first=1000)  # warm the caches: mutations must invalidate them
+    updated_at = fields_by_name(live_truth(fresh_sandbox), deals)["Updated At"]["id"]
     before = {n["id"]: n for n in fresh_sandbox.truth(API, f"records:{deals}")}
     change = fresh_sandbox.mutate(api=API, entity=f"records:{deals}", insert=2, update=3, delete=1)
     assert (
         len(change["inserted"]) == 2 and len(change["updated"]) == 3 and len(change["deleted"]) == 1
     )
-    after = {n["id"]: n for n in all_records(fresh_sandbox, deals)}
+    after = {n["id"]: n for n in all_records(fresh_sandbox, deals, first=1000)}
     assert after == {n["id"]: n for n in fresh_sandbox.truth(API, f"records:{deals}")}
     assert set(after) == (set(before) - set(change["deleted"])) | set(change["inserted"])
     for rid in change["updated"]:
@@ -514,10 +559,10 @@ def test_record_mutations_move_updated_at_and_reach_the_api(fresh_sandbox: Sandb
 
     # deleting a company unlinks it from the deals that reference it, as an update of those deals
     company = next(v["val"] for n in after.values() if (v := values(n).get(
-        fields_by_name(fresh_sandbox, deals)["Company"]["id"])))  # fmt: skip
+        fields_by_name(live_truth(fresh_sandbox), deals)["Company"]["id"])))  # fmt: skip
     unlinked = fresh_sandbox.mutate(api=API, entity=f"records:{companies}", delete=[company])
     assert unlinked["cascaded"]
-    for node in all_records(fresh_sandbox, deals):
+    for node in all_records(fresh_sandbox, deals, first=1000):
         assert company not in str(node["fields"])
 
 

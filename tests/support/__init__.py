@@ -6,6 +6,7 @@ every destination; `postgres.py` and `bigquery.py` run the servers as child proc
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import subprocess
@@ -20,10 +21,9 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A `preexec_fn` that has the kernel signal the child when the test run dies (Linux)."""
 
     def _set() -> None:
-        try:
+        # Not Linux: no prctl, and the session's teardown alone stops the server.
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
-        except (OSError, AttributeError):  # not Linux: the session teardown still stops it
-            pass
 
     return _set
 

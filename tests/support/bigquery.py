@@ -69,7 +69,11 @@ def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Pa
         _run([*pip, *REQUIREMENTS], deadline)
         (venv / "home").mkdir()
         _run(
-            [python, "-c", "import duckdb_extensions; duckdb_extensions.import_extension('spatial')"],
+            [
+                python,
+                "-c",
+                "import duckdb_extensions; duckdb_extensions.import_extension('spatial')",
+            ],
             deadline,
             env=_emulator_env(venv),
         )
@@ -106,7 +110,7 @@ class BigQueryEmulator:
         """The value for `BIGQUERY_EMULATOR_HOST`."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> BigQueryEmulator:
+    def start(self, timeout: float = 120.0) -> BigQueryEmulator:
         try:
             return self._start(timeout)
         except BaseException:

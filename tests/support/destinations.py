@@ -65,7 +65,9 @@ def bigquery_emulator() -> Iterator[EmulatorEndpoint]:
     """A running BigQuery emulator; its venv is created first when missing (a minute or more)."""
     url = os.environ.get("LXP_TEST_BIGQUERY_EMULATOR_HOST")
     if url:
-        yield EmulatorEndpoint(url, os.environ.get("LXP_TEST_BIGQUERY_PROJECT", bigquery.PROJECT_ID))
+        yield EmulatorEndpoint(
+            url, os.environ.get("LXP_TEST_BIGQUERY_PROJECT", bigquery.PROJECT_ID)
+        )
         return
     with bigquery.BigQueryEmulator() as emulator:
         yield EmulatorEndpoint(emulator.url, emulator.project_id)
@@ -85,7 +87,9 @@ def destination(
     if request.param == "duckdb":
         warehouse = DuckDBWarehouse(dataset_name, workdir)
     elif request.param == "postgres":
-        warehouse = PostgresWarehouse(dataset_name, workdir, request.getfixturevalue("postgres_url"))
+        warehouse = PostgresWarehouse(
+            dataset_name, workdir, request.getfixturevalue("postgres_url")
+        )
     elif request.param == "bigquery":
         endpoint: EmulatorEndpoint = request.getfixturevalue("bigquery_emulator")
         warehouse = BigQueryWarehouse(dataset_name, workdir, endpoint.url, endpoint.project_id)

@@ -144,6 +144,8 @@ class BigQueryWarehouse(Warehouse):
     """
 
     name = "bigquery"
+    # dlt cannot load JSON columns into BigQuery from parquet.
+    file_format = "jsonl"
 
     def __init__(self, dataset_name: str, workdir: Path, url: str, project_id: str) -> None:
         super().__init__(dataset_name, workdir)
@@ -181,9 +183,7 @@ def normalize_value(value: Any, data_type: str | None = None) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, dt.datetime):
-        value = (
-            value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-        )
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
         # A plain datetime (not pendulum's, nor carrying pytz's UTC), so that reprs match too.
         return dt.datetime(*value.timetuple()[:6], value.microsecond, tzinfo=dt.UTC)
     if isinstance(value, memoryview | bytearray):
