@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="last load and cursors of a source's pipeline")
     status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    status.add_argument("--destination", default="duckdb")
     status.add_argument("--pipelines-dir")
     return parser
 
@@ -115,7 +116,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "status":
         from pipelines.runner import status_lines
 
-        for line in status_lines(args.source, args.pipelines_dir):
+        for line in status_lines(args.source, args.destination, args.pipelines_dir):
             print(line)
         return 0
     raise AssertionError(args.command)

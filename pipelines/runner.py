@@ -101,10 +101,10 @@ def smoke_check(pipeline: Pipeline, source: Any) -> list[str]:
     return problems
 
 
-def status_lines(source: str, pipelines_dir: str | None) -> list[str]:
+def status_lines(source: str, destination: str, pipelines_dir: str | None) -> list[str]:
     """The last load and the incremental cursors of a source's pipeline."""
     try:
-        pipeline = dlt.attach(pipeline_name(source, "duckdb"), pipelines_dir=pipelines_dir)
+        pipeline = dlt.attach(pipeline_name(source, destination), pipelines_dir=pipelines_dir)
     except Exception:
         return [f"{source}: no pipeline yet; run `lxp-sync run {source}` first"]
     lines = [f"{source}: dataset {pipeline.dataset_name} at {pipeline.destination}"]
