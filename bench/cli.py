@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         help="smoke run: 2000 rows, 0 ms, no Airbyte peer unless --tools names it, "
         "docs written to the out dir",
     )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: rewrite the table, page and chart from DIR/results.json",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout-s", type=float, default=900, help="per run; then stopped")
     parser.add_argument(
@@ -101,14 +106,23 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.runs is None:
         args.runs = 1 if args.quick else 3
-    scales = [args.rows] if args.rows else list(args.scales or (QUICK_SCALES if args.quick else DEFAULT_SCALES))
+    scales = (
+        [args.rows]
+        if args.rows
+        else list(args.scales or (QUICK_SCALES if args.quick else DEFAULT_SCALES))
+    )
     if args.with_1m and 1_000_000 not in scales:
         scales.append(1_000_000)
-    latencies = args.latency_ms if args.latency_ms is not None else ([0.0] if args.quick else [0.0, 50.0])
+    latencies = (
+        args.latency_ms if args.latency_ms is not None else ([0.0] if args.quick else [0.0, 50.0])
+    )
     tools = list(args.tools or ALL_TOOLS)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     docs = Path(args.docs).resolve() if args.docs else (out if args.quick else ROOT / "docs")
+    if args.render:
+        _publish(json.loads((out / "results.json").read_text()), out, docs)
+        return
 
     skipped: dict[str, str] = {}
     if "airbyte_lowcode" in tools:
@@ -158,7 +172,11 @@ def main(argv: list[str] | None = None) -> None:
         "runs": runs,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(report.table(records, rate_limited, results["targets"]))
+    _publish(results, out, docs)
+
+
+def _publish(results: dict[str, Any], out: Path, docs: Path) -> None:
+    print(report.table(results["records"], results["rate_limit"], results["targets"]))
     docs.mkdir(parents=True, exist_ok=True)
     report.write_docs(results, docs / "benchmarks.md", docs / "benchmarks.png")
     _say(f"wrote {out / 'results.json'}, {docs / 'benchmarks.md'}, {docs / 'benchmarks.png'}")

@@ -8,6 +8,7 @@ from `/proc/<pid>/stat` around the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -82,10 +83,8 @@ def run_measured(
                     reason = f"stopped by the benchmark: RSS above {max_rss_mb:.0f} MB"
                 if reason:
                     killed.append(reason)
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                     return
 
         watcher = threading.Thread(target=watch, daemon=True)

@@ -52,9 +52,7 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 peak_rss_mb=_median([r["peak_rss_mb"] for r in ok]),
                 cpu_s=_median([r["cpu_s"] for r in ok]),
                 sandbox_cpu_s=_median([r["sandbox_cpu_s"] for r in ok]),
-                sandbox_cpu_share=round(
-                    _median([r["sandbox_cpu_s"] / r["wall_s"] for r in ok]), 3
-                ),
+                sandbox_cpu_share=round(_median([r["sandbox_cpu_s"] / r["wall_s"] for r in ok]), 3),
                 wall_s_runs=[r["wall_s"] for r in ok],
                 rows_loaded=_median([r.get("rows_loaded") for r in ok]),
             )
@@ -139,9 +137,7 @@ def _speed_target(
             f"no number to compare with: {first_line[-1] if first_line else 'error'}",
         )
     ratio = ours["rows_per_s"] / theirs["rows_per_s"]
-    text = (
-        f"{ratio:.2f}x ({ours['rows_per_s']:,.0f} vs {theirs['rows_per_s']:,.0f} rows/s){where}"
-    )
+    text = f"{ratio:.2f}x ({ours['rows_per_s']:,.0f} vs {theirs['rows_per_s']:,.0f} rows/s){where}"
     sync = ""
     if ours.get("sync_rows_per_s") and theirs.get("sync_rows_per_s"):
         sync = (
@@ -199,9 +195,13 @@ def _memory_target(records: list[dict[str, Any]]) -> dict[str, Any]:
     if not compared:
         return _result(name, None, "not measured")
     if worse:
-        return _result(name, False, f"{len(worse)} of {compared} comparisons lost", "; ".join(worse))
+        return _result(
+            name, False, f"{len(worse)} of {compared} comparisons lost", "; ".join(worse)
+        )
     top = max(r["peak_rss_mb"] for r in records if r["tool"] == "lxp_sync" and r["peak_rss_mb"])
-    return _result(name, True, f"lower in all {compared} comparisons (lxp-sync at most {top:.0f} MB)")
+    return _result(
+        name, True, f"lower in all {compared} comparisons (lxp-sync at most {top:.0f} MB)"
+    )
 
 
 def _incremental_target(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -312,13 +312,17 @@ def table(
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
     lines = []
     for row in rows:
-        cells = [cell.ljust(w) if i in (0, 2) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=False))]
+        cells = [
+            cell.ljust(w) if i in (0, 2) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=False))
+        ]
         lines.append("  ".join(cells) + "  " + row[-1])
     for run in rate_limited:
         lines.append(
             f"rate limit {run['rate_limit']}/s at {run['scale']:,} rows: "
             f"{_num(run.get('achieved_rps'), '.1f')} req/s, {run.get('status_429')} x 429, "
-            f"{run.get('requests')} requests" + (f"; error: {run['error']}" if run.get("error") else "")
+            f"{run.get('requests')} requests"
+            + (f"; error: {run['error']}" if run.get("error") else "")
         )
     lines.append("")
     for goal in goals:
@@ -510,7 +514,12 @@ def write_docs(results: dict[str, Any], md_path: Path, png_path: Path) -> None:
             + (f" Error: {run['error']}" if run.get("error") else "")
         )
         lines.append("")
-    lines += ["## Targets", "", "| target | result | measured | why / detail |", "|---|---|---|---|"]
+    lines += [
+        "## Targets",
+        "",
+        "| target | result | measured | why / detail |",
+        "|---|---|---|---|",
+    ]
     for goal in results["targets"]:
         lines.append(
             f"| {goal['target']} | {_mark(goal['met'])} | {goal['measured']} | "

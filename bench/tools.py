@@ -165,9 +165,7 @@ def error_text(stderr: str, stdout: str, limit: int = 1200) -> str:
     lines = [
         line
         for line in (stderr or stdout).strip().splitlines()
-        if line.strip()
-        and "FutureWarning" not in line
-        and not line.startswith("WARNING: Location")
+        if line.strip() and "FutureWarning" not in line and not line.startswith("WARNING: Location")
     ]
     text = "\n".join(lines[-12:])
     return text[-limit:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.core.errors import ConfigurationError, LxpSyncError
@@ -60,6 +61,17 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
                 f"(secrets in .dlt/secrets.toml) under [sources.{source}] or set "
                 f"SOURCES__{section}__{error.fields[0].upper()}",
                 2,
+            )
+    for error in chain:
+        if isinstance(error, DataValidationError):
+            what = {"tables": "a new table", "columns": "a new column", "data_type": "a new type"}
+            name = error.column_name or error.table_name
+            return (
+                f"{source}: the schema contract ({error.contract_mode}) refused "
+                f"{what.get(error.schema_entity, error.schema_entity)} {name!r} in table "
+                f'{error.table_name!r}: the API changed; set schema_contract = "evolve" '
+                f'(or "discard_value") under [sources.{source}] to accept it',
+                1,
             )
     step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
     root = chain[-1] if len(chain) > 1 else exc

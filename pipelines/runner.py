@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.pipeline import Pipeline
+
+from sources.core.errors import ConfigurationError
 
 log = logging.getLogger("lxp_sync")
 
@@ -25,6 +28,29 @@ class RunOptions:
     full_refresh: bool = False
     duckdb_path: str | None = None
     loader_file_format: str | None = None
+    schema_contract: Any = None  # None: the source's `schema_contract` setting, else "evolve"
+
+
+CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
+
+
+def schema_contract(source: str, override: Any = None) -> Any:
+    """dlt's schema contract for a source: `sources.<name>.schema_contract`, default `evolve`.
+
+    A mode for everything (`"freeze"`) or per entity (`{columns = "freeze"}`), as dlt takes it.
+    """
+    contract = (
+        override if override is not None else dlt.config.get(f"sources.{source}.schema_contract")
+    )
+    contract = contract if contract is not None else "evolve"
+    modes = contract.values() if isinstance(contract, Mapping) else [contract]
+    if any(mode not in CONTRACT_MODES for mode in modes):
+        raise ConfigurationError(
+            f"schema_contract {contract!r} is not one of {', '.join(CONTRACT_MODES)} "
+            "(or a table of them per entity: tables, columns, data_type)",
+            resource=source,
+        )
+    return dict(contract) if isinstance(contract, Mapping) else contract
 
 
 def pipeline_name(source: str, destination: str) -> str:
@@ -50,13 +76,23 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
         pipelines_dir=options.pipelines_dir,
     )
     file_format = options.loader_file_format or FILE_FORMATS.get(options.destination)
+    contract = schema_contract(spec.name, options.schema_contract)
+    if contract != "evolve" and not _has_loaded(pipeline, source.name):
+        contract = "evolve"  # the first load creates the tables that the contract then guards
     info: LoadInfo = pipeline.run(
         source,
         loader_file_format=file_format,
         refresh="drop_sources" if options.full_refresh else None,
+        schema_contract=contract,
     )
     info.raise_on_failed_jobs()
     return pipeline
+
+
+def _has_loaded(pipeline: Pipeline, schema_name: str) -> bool:
+    pipeline.sync_destination()  # the schema may live only in the destination (a new machine)
+    schema = pipeline.schemas.get(schema_name) if schema_name in pipeline.schema_names else None
+    return bool(schema and schema.data_table_names())
 
 
 def data_tables(pipeline: Pipeline) -> list[str]:

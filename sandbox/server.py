@@ -36,7 +36,7 @@ def serve(
     if not quiet:
         base = f"http://{host}:{port}"
         print(f"lxp-sync sandbox on {base} ({rows} rows, seed {seed})", flush=True)
-        for api in app.state.sandbox.apis.values():
+        for api in app.state.apis.values():
             facts = ", ".join(f"{k}={v}" for k, v in api.describe(base).items())
             print(f"  {api.name}: {facts}", flush=True)
         print(f"  ground truth: {base}/_sandbox/truth/<api>/<entity>", flush=True)

@@ -56,7 +56,7 @@ def test_every_tool_has_one_record_with_the_documented_fields(results: dict) -> 
     records = results["records"]
     assert sorted(r["tool"] for r in records) == sorted(TOOLS)
     for record in records:
-        assert FIELDS <= set(record), record["tool"]
+        assert set(record) >= FIELDS, record["tool"]
         assert record["rows"] > 1500 and record["latency_ms"] == 0
 
 
@@ -91,7 +91,7 @@ def test_incremental_run_reads_fewer_cursor_pages_than_the_full_sync(results: di
 
 def test_the_report_names_every_target_and_is_written_with_its_chart(results: dict) -> None:
     names = [t["target"] for t in results["targets"]]
-    assert len(names) == 10 and any("429" in n for n in names)
+    assert len(names) == 9 and any("429" in n for n in names)
     page = (results["_out"] / "benchmarks.md").read_text()
     assert "| lxp_sync |" in page and "## Targets" in page
     png = (results["_out"] / "benchmarks.png").read_bytes()

@@ -133,3 +133,35 @@ def test_demo_loads_every_source_into_duckdb(workdir: Path) -> None:
             count = con.execute(f"SELECT COUNT(*) FROM plusplus_graphql.{connection}").fetchone()
             assert count[0] > 0, f"plusplus_graphql.{connection}"
     assert "pluvo (Pluvo GraphQL API" in result.stdout
+
+
+def test_sandbox_command_serves_and_prints_urls_and_demo_credentials() -> None:
+    import subprocess
+    import time
+
+    import httpx
+
+    from tests.helpers import LXP_SYNC
+
+    port = free_port()
+    process = subprocess.Popen(
+        [LXP_SYNC, "sandbox", "--port", str(port), "--rows", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_sandbox/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the sandbox did not answer")
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}" in output
+    assert "plusplus_rest: base_url=" in output and API_TOKEN in output

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Generator, Mapping
+import warnings
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 
-from sources.core.errors import AuthenticationError, ConnectionFailedError, ResponseFormatError
+from sources.core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailedError,
+    ResponseFormatError,
+)
 from sources.core.http import USER_AGENT, request_id_of
 
 log = logging.getLogger("lxp_sync")
@@ -43,6 +52,9 @@ class TokenCache:
     which it must be renewed. A file that others may read is ignored (and rewritten as 0600).
     """
 
+    # fsync the file and its folder on every write (a subclass whose entries must survive a crash)
+    durable = False
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
 
@@ -64,9 +76,17 @@ class TokenCache:
         try:
             os.fchmod(fd, 0o600)
             os.write(fd, orjson.dumps(entries))
+            if self.durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp, self.path)
+        if self.durable:
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The entry for `key` while it needs no renewal, else None."""

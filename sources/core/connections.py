@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import dlt
-import pendulum
 from dlt.sources import DltResource
 
 from sources.core.errors import DataMismatchError
@@ -23,6 +21,7 @@ from sources.core.graphql import (
     relay_pages,
     unwrap,
 )
+from sources.core.paging import iso_text, parse_datetimes
 
 # GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
 # (a timestamp column that is null on the first page, ids that look like numbers).
@@ -144,7 +143,7 @@ def connection_resource(
         filters = dict(options.filters or {})
         start = updated.start_value if updated is not None else None
         if server_arg and start is not None:
-            filters[server_arg] = _iso(start)
+            filters[server_arg] = iso_text(start)
         received = 0
         expected: int | None = None
         for page in relay_pages(
@@ -163,7 +162,7 @@ def connection_resource(
                 if nested:
                     _drop_null_objects(page.nodes, nested)
                 if parse_cursor:
-                    _parse_datetimes(page.nodes, parse_cursor)
+                    parse_datetimes(page.nodes, parse_cursor)
                 yield page.nodes
         complete = options.max_pages is None and expected is not None
         if options.check_count and complete and received < expected:
@@ -192,16 +191,3 @@ def _drop_null_objects(nodes: list[dict[str, Any]], nested: Mapping[str, str]) -
         for field_name in nested:
             if field_name in node and node[field_name] is None:
                 del node[field_name]
-
-
-def _parse_datetimes(nodes: list[dict[str, Any]], field_name: str) -> None:
-    for node in nodes:
-        value = node.get(field_name)
-        if isinstance(value, str):
-            node[field_name] = datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, str):
-        value = pendulum.parse(value)
-    return value.isoformat()

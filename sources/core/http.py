@@ -61,6 +61,7 @@ class RateLimitPacer:
         self._remaining: int | None = None  # None: no limit seen, do not hold
         self._reset_at = 0.0  # inf: a window began, its end not known yet
         self._sent = 0
+        self._window_first_ticket = 0  # answers to requests sent before it speak of an old window
 
     def acquire(self) -> int:
         """Wait for a slot; returns the request's ticket for `release`."""
@@ -70,6 +71,7 @@ class RateLimitPacer:
                 if self._remaining is not None and now >= self._reset_at:
                     self._remaining = self._limit
                     self._reset_at = float("inf")
+                    self._window_first_ticket = self._sent + 1
                 if self._remaining is None or self._remaining > 0:
                     if self._remaining is not None:
                         self._remaining -= 1
@@ -85,7 +87,7 @@ class RateLimitPacer:
             now = time.monotonic()
             if retry_after is not None:
                 self._remaining, self._reset_at = 0, now + retry_after
-            elif headers is not None:
+            elif headers is not None and ticket >= self._window_first_ticket:
                 remaining = _number(headers.get("x-ratelimit-remaining"))
                 reset = _number(headers.get("x-ratelimit-reset"))
                 limit = _number(headers.get("x-ratelimit-limit"))

@@ -7,9 +7,34 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
+
+import pendulum
 
 log = logging.getLogger("lxp_sync")
+
+
+def parse_datetimes(rows: list[dict[str, Any]], field_name: str) -> None:
+    """Turn one ISO-8601 field into aware datetimes, in place.
+
+    ISO texts in different offsets do not sort as the moments they are, so a cursor is compared
+    (by dlt's incremental) and kept in state as a datetime, never as text.
+    """
+    for row in rows:
+        value = row.get(field_name)
+        if isinstance(value, str):
+            row[field_name] = datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def iso_text(value: Any) -> str:
+    """A cursor value (datetime or ISO text) as an ISO-8601 filter argument."""
+    if isinstance(value, str):
+        value = pendulum.parse(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
 
 T = TypeVar("T")
 

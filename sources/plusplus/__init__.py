@@ -14,6 +14,7 @@ from sources.core.auth import TokenAuth
 from sources.core.connections import connection_resource
 from sources.core.errors import ConfigurationError
 from sources.core.http import ApiClient, RetryPolicy
+from sources.core.paging import parse_datetimes
 from sources.plusplus.graphql import connection_options, graphql_client, select_connections
 from sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
 from sources.plusplus.settings import (
@@ -97,9 +98,12 @@ def _rest_resource(
             window = timedelta(days=refresh_window_days)
             pages = drop_unchanged(pages, dlt.current.resource_state(), cursor, window)
         if endpoint.arrow:
-            yield from batched_arrow(pages, hints)
+            yield from batched_arrow(pages, hints)  # Arrow parses the timestamps
         else:
-            yield from pages
+            for rows in pages:
+                if cursor:
+                    parse_datetimes(rows, cursor)
+                yield rows
 
     return dlt.resource(
         read,

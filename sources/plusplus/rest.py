@@ -9,20 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-import pendulum
 
 from sources.core.http import ApiClient
-from sources.core.paging import Progress, fetch_in_order
+from sources.core.paging import Progress, fetch_in_order, iso_text
 from sources.plusplus.settings import RestEndpoint
-
-
-def iso_param(value: Any) -> str:
-    """A cursor value as the API's ISO-8601 filter parameter."""
-    if isinstance(value, str):
-        value = pendulum.parse(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def read_pages(
@@ -83,7 +73,7 @@ def cursor_params(endpoint: RestEndpoint, start_value: Any) -> dict[str, Any]:
     """
     if not endpoint.server_cursor or start_value is None:
         return {}
-    return {f"{endpoint.server_cursor}_gte": iso_param(start_value)}
+    return {f"{endpoint.server_cursor}_gte": iso_text(start_value)}
 
 
 def row_hash(row: dict[str, Any]) -> str:

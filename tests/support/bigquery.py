@@ -63,10 +63,15 @@ def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Pa
             return executable
         shutil.rmtree(venv, ignore_errors=True)
         deadline = time.monotonic() + timeout
-        _run([sys.executable, "-m", "venv", str(venv)], deadline)
         python = str(venv / "bin" / "python")
-        pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        _run([*pip, *REQUIREMENTS], deadline)
+        uv = _uv()
+        if uv:  # uv takes seconds where pip takes minutes
+            _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], deadline)
+            _run([uv, "pip", "install", "--quiet", "--python", python, *REQUIREMENTS], deadline)
+        else:
+            _run([sys.executable, "-m", "venv", str(venv)], deadline)
+            pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            _run([*pip, *REQUIREMENTS], deadline)
         (venv / "home").mkdir()
         _run(
             [
@@ -81,8 +86,19 @@ def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Pa
     return executable
 
 
+def _uv() -> str | None:
+    """The `uv` binary of the `uv` package, when it is installed."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return None
+
+
 def _run(cmd: list[str], deadline: float, env: dict[str, str] | None = None) -> None:
     remaining = max(1.0, deadline - time.monotonic())
+    env = env or {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=remaining, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
