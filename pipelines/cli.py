@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # dlt's usage telemetry is opt-in here: a connector should not phone home unasked
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:

@@ -11,6 +11,7 @@ from dlt.common.configuration.inject import with_config
 
 from sources.core.auth import TokenAuth
 from sources.core.http import ApiClient, RetryPolicy
+from sources.pitchly import check_pitchly, pitchly_source
 from sources.plusplus import plusplus_graphql_source, plusplus_rest_source
 from sources.plusplus.graphql import graphql_client
 from sources.pluvo import pluvo_source
@@ -105,6 +106,18 @@ def _pluvo_sandbox(sandbox_url: str) -> dict[str, Any]:
     }
 
 
+def _pitchly_sandbox(sandbox_url: str) -> dict[str, Any]:
+    from sandbox.pitchly import CLIENT_ID, CLIENT_SECRET
+
+    return {
+        "graphql_url": f"{sandbox_url}/pitchly/graphql",
+        "token_url": f"{sandbox_url}/pitchly/api/oauth/token",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "auth_mode": "jwt",
+    }
+
+
 SOURCES: dict[str, SourceSpec] = {
     spec.name: spec
     for spec in [
@@ -128,6 +141,13 @@ SOURCES: dict[str, SourceSpec] = {
             check=check_pluvo,
             sandbox_args=_pluvo_sandbox,
             description="Pluvo GraphQL API (OAuth2), every paginated connection",
+        ),
+        SourceSpec(
+            name="pitchly",
+            factory=pitchly_source,
+            check=check_pitchly,
+            sandbox_args=_pitchly_sandbox,
+            description="Pitchly GraphQL API, one typed table per Pitchly table",
         ),
     ]
 }

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+
+# dlt would send usage telemetry to the internet; tests talk to 127.0.0.1 only
+os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sandbox.server import SandboxProcess
+
+pytest_plugins = ["tests.support.destinations"]
 
 # Small enough to keep the suite fast, large enough for many pages per resource.
 SANDBOX_ROWS = int(os.environ.get("LXP_TEST_ROWS", "3000"))

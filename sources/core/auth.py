@@ -290,3 +290,200 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         )
         self.granted_scope = body.get("scope", self.scope)
         return str(body["access_token"]), float(body.get("expires_in") or 3600)
+
+
+class PitchlyJWTAuth(RenewableTokenAuth):
+    """Pitchly's self-signed token: an HS256 JWT signed with the client secret.
+
+    Claims: `iss` (the client id), `iat`, a short `exp`, and optional `workspace_ids` and
+    `permissions` (absent: every workspace the app may read, read-only). Minted again before it
+    expires; `clock_offset_s` corrects a machine clock known to be off (the server checks `exp`
+    against its own clock).
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        lifetime_s: float = 300.0,
+        workspace_ids: Sequence[str] | None = None,
+        permissions: Sequence[str] | None = None,
+        clock_offset_s: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.lifetime_s = lifetime_s
+        self.workspace_ids = None if workspace_ids is None else list(workspace_ids)
+        self.permissions = None if permissions is None else list(permissions)
+        self.clock_offset_s = clock_offset_s
+
+    def claims(self) -> dict[str, Any]:
+        now = int(time.time() + self.clock_offset_s)
+        claims: dict[str, Any] = {
+            "iss": self.client_id,
+            "iat": now,
+            "exp": now + int(self.lifetime_s),
+        }
+        if self.workspace_ids is not None:
+            claims["workspace_ids"] = self.workspace_ids
+        if self.permissions is not None:
+            claims["permissions"] = self.permissions
+        return claims
+
+    def fetch_token(self) -> tuple[str, float]:
+        with warnings.catch_warnings():
+            # the length of the secret is the vendor's choice, not the user's
+            warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+            token = jwt.encode(self.claims(), self._client_secret, algorithm="HS256")
+        return token, self.lifetime_s
+
+
+class RefreshTokenStore(TokenCache):
+    """Rotating refresh tokens in a private JSON file (mode 0600), fsynced on every write.
+
+    A rotating refresh token works once: the server kills it as it hands out the next one, so
+    the next one must be on disk before anything else happens. Entries never expire. dlt state
+    is not an option: it is stored with the data and must hold no secret.
+    """
+
+    durable = True
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        entry = self._read().get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        entries = self._read()
+        entries[key] = entry
+        self._write(entries)
+
+    def check_writable(self) -> None:
+        """Fail before a refresh (which burns the old token) if the new one could not be saved."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = self.path.with_name(f".{self.path.name}.{os.getpid()}.probe")
+        probe.touch(mode=0o600)
+        probe.unlink()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store against other processes (two runs must not spend the same token)."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock
+            yield
+            return
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+class RefreshTokenAuth(RenewableTokenAuth):
+    """OAuth2 `refresh_token` grant with rotation: each refresh returns a new refresh token.
+
+    The new refresh token is written (durably) to `store` before the new access token is used;
+    the next refresh, in this run or the next, uses it. The configured `refresh_token` is the
+    starting point: it is used while the store holds nothing descended from it, so configuring
+    a new one (after authorizing the app again) takes over from the stored chain.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str | None,
+        store: RefreshTokenStore,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        what: str = "token",
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._initial = refresh_token or None
+        self.store = store
+        self.extra = dict(extra or {})
+        self.what = what
+        self.timeout = timeout
+        self.refreshes = 0
+
+    def store_key(self) -> str:
+        return hashlib.sha256(f"{self.token_url}\n{self.client_id}".encode()).hexdigest()[:32]
+
+    def current_refresh_token(self) -> str:
+        """The refresh token to spend next: the stored one, unless a new one was configured."""
+        entry = self.store.get(self.store_key())
+        initial = self._initial
+        descends = initial is None or (entry or {}).get("origin") == _fingerprint(initial)
+        if entry and entry.get("refresh_token") and descends:
+            return str(entry["refresh_token"])
+        if initial is None:
+            raise ConfigurationError(
+                f"no refresh token: none configured and none saved in {self.store.path}",
+                resource=self.what,
+                hint="Set `refresh_token` (from authorizing the app) in .dlt/secrets.toml",
+            )
+        return initial
+
+    def fetch_token(self) -> tuple[str, float]:
+        try:
+            self.store.check_writable()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write the refresh token file {self.store.path}: {exc.strerror}",
+                resource=self.what,
+                hint="Point `refresh_token_path` at a private, writable file that outlives the run",
+            ) from None
+        with self.store.locked():
+            spent = self.current_refresh_token()
+            data = {
+                "grant_type": "refresh_token",
+                "refresh_token": spent,
+                "client_id": self.client_id,
+                "client_secret": self._client_secret,
+                **self.extra,
+            }
+            try:
+                body = post_token_request(
+                    self.token_url, data, what=self.what, timeout=self.timeout
+                )
+            except AuthenticationError as exc:
+                if "invalid_grant" in exc.message:
+                    exc.hint = (
+                        "The refresh token was used already or revoked (each one works once): "
+                        "authorize the app again and set the new `refresh_token`"
+                    )
+                raise
+            new = body.get("refresh_token")
+            if new and new != spent:
+                origin = self._initial and _fingerprint(self._initial)
+                saved_at = datetime.now(UTC).isoformat(timespec="seconds")
+                try:
+                    self.store.put(
+                        self.store_key(),
+                        {"refresh_token": str(new), "origin": origin, "saved_at": saved_at},
+                    )
+                except OSError as exc:
+                    raise ConfigurationError(
+                        f"could not save the new refresh token to {self.store.path}: "
+                        f"{exc.strerror}; the previous one no longer works",
+                        resource=self.what,
+                        hint="Fix the file, authorize the app again and set the new "
+                        "`refresh_token`",
+                    ) from None
+            self.refreshes += 1
+        self.granted_scope = body.get("scope")
+        return str(body["access_token"]), float(body.get("expires_in") or 3600)

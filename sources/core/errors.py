@@ -99,6 +99,8 @@ class GraphQLQueryError(LxpSyncError):
     """A GraphQL answer with `errors` (usually HTTP 200)."""
 
     hint = "Check the resource's settings; report it if they look right"
+    # the first error's `extensions.code` (`BAD_USER_INPUT`, ...), for callers that handle one
+    code: str | None = None
 
 
 class DataMismatchError(LxpSyncError):

@@ -240,7 +240,9 @@ class GraphQLClient:
         if "FORBIDDEN" in codes:
             return PermissionDeniedError(f"access denied: {text}", **facts)
         code = next((c for c in codes if c), None)
-        return GraphQLQueryError(f"query error{f' {code}' if code else ''}: {text}", **facts)
+        error = GraphQLQueryError(f"query error{f' {code}' if code else ''}: {text}", **facts)
+        error.code = code
+        return error
 
     def schema(self) -> IntrospectedSchema:
         """The live schema, introspected once per run."""

@@ -1,0 +1,254 @@
+"""Pitchly: workspaces, tables and fields, and every Pitchly table as a typed warehouse table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import dlt
+from dlt.common.configuration.inject import with_config
+from dlt.common.typing import TSecretStrValue
+from dlt.sources import DltResource
+
+from sources.core.errors import ConfigurationError
+from sources.pitchly.helpers import (
+    SOURCE,
+    Catalog,
+    as_list,
+    check_connection,
+    fetch_catalog,
+    graphql_client,
+    make_auth,
+    table_settings,
+)
+from sources.pitchly.naming import column_hints, column_layout
+from sources.pitchly.records import RecordsOptions, TableNames, TablePlan, records_resource
+from sources.pitchly.settings import (
+    CREATED_AT,
+    GRAPHQL_URL,
+    JWT_LIFETIME_S,
+    MAX_PAGE_SIZE,
+    METADATA_RESOURCES,
+    RECORDS_CONNECTION,
+    TOKEN_URL,
+    UPDATED_AT,
+)
+
+log = logging.getLogger("lxp_sync")
+
+
+@dlt.source(name="pitchly", section="pitchly")
+def pitchly_source(
+    client_id: str = dlt.config.value,
+    client_secret: TSecretStrValue = dlt.secrets.value,
+    auth_mode: str = "jwt",
+    organization_id: str | None = None,
+    refresh_token: TSecretStrValue | None = None,
+    refresh_token_path: str | None = None,
+    workspace_ids: Sequence[str] | None = None,
+    permissions: Sequence[str] | None = None,
+    jwt_lifetime_s: int = JWT_LIFETIME_S,
+    clock_offset_s: float = 0.0,
+    graphql_url: str = GRAPHQL_URL,
+    token_url: str = TOKEN_URL,
+    resources: Sequence[str] | None = None,
+    tables: Mapping[str, Any] | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    max_retries: int = 5,
+    timeout_s: float = 60.0,
+    max_pages: int | None = None,
+) -> Iterator[DltResource]:
+    """The `workspaces`, `tables` and `fields` of the organization, and one resource per table.
+
+    A table's resource is named `<workspace>__<table>` and loads one column per field, typed from
+    the field type; it is read incrementally on its Updated At field where it has one, else in
+    full (records deleted in Pitchly leave the warehouse). Tables not marked ready are skipped
+    with a warning. `tables` (keyed by table id) renames, excludes or filters tables.
+    """
+    workspace_ids = as_list(workspace_ids)
+    auth = make_auth(
+        auth_mode,
+        client_id,
+        client_secret,
+        token_url=token_url,
+        organization_id=organization_id,
+        refresh_token=refresh_token,
+        refresh_token_path=refresh_token_path,
+        workspace_ids=workspace_ids,
+        permissions=as_list(permissions),
+        jwt_lifetime_s=jwt_lifetime_s,
+        clock_offset_s=clock_offset_s,
+        timeout_s=timeout_s,
+    )
+    gql = graphql_client(graphql_url, auth, max_retries=max_retries, timeout_s=timeout_s)
+    catalog = fetch_catalog(gql, workspace_ids, auth_mode)
+    settings = table_settings(tables, catalog)
+    plans = table_plans(catalog, settings)
+    names = TableNames(
+        {plan.table_id: plan.default_name for plan in plans},
+        {tid: s.name for tid, s in settings.items() if s.name},
+    )
+    wanted = selected(resources, plans)
+    metadata = metadata_resources(catalog, plans, names)
+    for name in METADATA_RESOURCES:
+        if name in wanted:
+            yield metadata[name]
+    connection = gql.schema().connections().get(RECORDS_CONNECTION)
+    if connection is None and any(plan.resource_name in wanted for plan in plans):
+        raise ConfigurationError(
+            f"the API has no `{RECORDS_CONNECTION}` connection", resource=SOURCE
+        )
+    options = RecordsOptions(page_size=max(1, min(page_size, MAX_PAGE_SIZE)), max_pages=max_pages)
+    for plan in plans:
+        if plan.resource_name in wanted:
+            assert connection is not None
+            yield records_resource(gql, connection, plan, options, names)
+
+
+def table_plans(catalog: Catalog, settings: Mapping[str, Any]) -> list[TablePlan]:
+    """A plan per table to load: ready, not excluded; a table not ready is skipped, warned."""
+    fields_by_id = catalog.fields_by_id
+    plans = []
+    for table in catalog.tables:
+        table_id = table["id"]
+        setting = settings.get(table_id)
+        if setting is not None and not setting.include:
+            continue
+        if not table.get("isReady", True):
+            log.warning(
+                "%s: skipped table %s: it is not marked ready in Pitchly (an admin can mark it)",
+                SOURCE,
+                catalog.label(table),
+            )
+            continue
+        fields = catalog.fields[table_id]
+        layout = column_layout(fields, fields_by_id, setting.columns if setting else None)
+        default = catalog.default_name(table)
+        plans.append(
+            TablePlan(
+                table_id=table_id,
+                label=catalog.label(table),
+                default_name=default,
+                resource_name=setting.name if setting and setting.name else default,
+                layout=layout,
+                hints=column_hints(layout),
+                updated=_stamp(fields, layout, UPDATED_AT),
+                created=_stamp(fields, layout, CREATED_AT),
+                filter=setting.filter if setting else None,
+            )
+        )
+    return plans
+
+
+def _stamp(
+    fields: list[dict[str, Any]], layout: Mapping[str, Any], kind: str
+) -> tuple[str, str] | None:
+    """(field id, column) of the table's first field of type `kind` (Created / Updated At)."""
+    found = next((f for f in fields if f.get("type") == kind), None)
+    return None if found is None else (found["id"], layout[found["id"]][0].name)
+
+
+def selected(resources: Sequence[str] | str | None, plans: list[TablePlan]) -> set[str]:
+    """Resource names to load: all by default; a table may also be named by its id."""
+    available = [*METADATA_RESOURCES, *(plan.resource_name for plan in plans)]
+    requested = as_list(resources) if isinstance(resources, str) else resources
+    if not requested:
+        return set(available)
+    by_id = {plan.table_id: plan.resource_name for plan in plans}
+    wanted = {by_id.get(name, name) for name in requested}
+    unknown = sorted(wanted - set(available))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown resources {unknown}; pitchly has {available}",
+            resource=SOURCE,
+            hint="Fix `resources` under [sources.pitchly] or --resources (tables not ready or "
+            "excluded are not resources)",
+        )
+    return wanted
+
+
+def metadata_resources(
+    catalog: Catalog, plans: list[TablePlan], names: TableNames
+) -> dict[str, DltResource]:
+    """`workspaces`, `tables` (with the warehouse table of each) and `fields` (with columns)."""
+    layouts = {plan.table_id: plan.layout for plan in plans}
+
+    def workspaces() -> Iterator[list[dict[str, Any]]]:
+        yield catalog.workspaces
+
+    def tables() -> Iterator[list[dict[str, Any]]]:
+        warehouse = names.names()
+        yield [{**t, "warehouseTable": warehouse.get(t["id"])} for t in catalog.tables]
+
+    def fields() -> Iterator[list[dict[str, Any]]]:
+        rows = []
+        for table_id, table_fields in catalog.fields.items():
+            layout = layouts.get(table_id, {})
+            for f in table_fields:
+                columns = [c.name for c in layout.get(f["id"], ())] or None
+                rows.append({**f, "columns": columns})
+        yield rows
+
+    json_columns = {"options": {"data_type": "json"}, "columns": {"data_type": "json"}}
+    return {
+        "workspaces": dlt.resource(
+            workspaces, name="workspaces", primary_key="id", write_disposition="replace"
+        ),
+        "tables": dlt.resource(
+            tables,
+            name="tables",
+            primary_key="id",
+            write_disposition="replace",
+            columns={"warehouse_table": {"data_type": "text", "nullable": True}},
+        ),
+        "fields": dlt.resource(
+            fields,
+            name="fields",
+            primary_key="id",
+            write_disposition="replace",
+            columns=json_columns,
+        ),
+    }
+
+
+@with_config(sections=("sources", "pitchly"))
+def check_pitchly(
+    client_id: str = dlt.config.value,
+    client_secret: TSecretStrValue = dlt.secrets.value,
+    auth_mode: str = "jwt",
+    organization_id: str | None = None,
+    refresh_token: TSecretStrValue | None = None,
+    refresh_token_path: str | None = None,
+    workspace_ids: Sequence[str] | None = None,
+    permissions: Sequence[str] | None = None,
+    jwt_lifetime_s: int = JWT_LIFETIME_S,
+    clock_offset_s: float = 0.0,
+    graphql_url: str = GRAPHQL_URL,
+    token_url: str = TOKEN_URL,
+    timeout_s: float = 30.0,
+) -> str:
+    """`lxp-sync check pitchly`: authenticate as configured and read the catalog."""
+    workspace_ids = as_list(workspace_ids)
+    auth = make_auth(
+        auth_mode,
+        client_id,
+        client_secret,
+        token_url=token_url,
+        organization_id=organization_id,
+        refresh_token=refresh_token,
+        refresh_token_path=refresh_token_path,
+        workspace_ids=workspace_ids,
+        permissions=as_list(permissions),
+        jwt_lifetime_s=jwt_lifetime_s,
+        clock_offset_s=clock_offset_s,
+        timeout_s=timeout_s,
+    )
+    gql = graphql_client(graphql_url, auth, max_retries=2, timeout_s=timeout_s)
+    try:
+        return check_connection(gql, auth_mode, workspace_ids)
+    finally:
+        gql.api.close()
+
+
+__all__ = ["check_pitchly", "pitchly_source"]

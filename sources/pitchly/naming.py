@@ -1,0 +1,205 @@
+"""Warehouse names for Pitchly tables and fields: readable, unique, and stable.
+
+Names are snake_case ASCII (`Größe` -> `grosse`); a name with no Latin letters at all (`客户`)
+falls back to `field_<id>` (or `table_<id>`, `workspace_<id>`), where `<id>` is the tail of
+Pitchly's id, lower-cased. Two fields whose names meet after normalisation (`Deal Size` and
+`deal_size`) keep the plain name for the first in the table's field order; the later one gets
+`_<id>` appended. A table keeps the warehouse name it was first loaded under, even when it is
+renamed in Pitchly (`assign_table_names` with the names remembered in dlt state).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+from sources.pitchly.settings import (
+    FIELD_COLUMNS,
+    LOOKUP,
+    LOOKUP_EXTRA,
+    METADATA_RESOURCES,
+    RESERVED_COLUMNS,
+    RESERVED_PREFIX,
+    STRING_VALUE,
+    UNKNOWN_COLUMNS,
+)
+
+NAMING = NamingConvention()
+
+# Latin letters that Unicode does not decompose into a base letter and marks.
+_FOLD = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "Ð": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "ı": "i",
+    }
+)
+_NOT_WORD = re.compile(r"[^0-9A-Za-z]+")
+
+
+def id_tail(pitchly_id: str, length: int = 6) -> str:
+    """`wksAbc|fldDXnDqrwoz2PoPF3ft` -> `pof3ft`: short, and stable for the id."""
+    return pitchly_id.rsplit("|", 1)[-1][-length:].lower()
+
+
+def identifier(text: str, fallback: str) -> str:
+    """A snake_case ASCII identifier for a Pitchly name; `fallback` when nothing Latin is left."""
+    folded = unicodedata.normalize("NFKD", (text or "").translate(_FOLD))
+    words = _NOT_WORD.sub(" ", "".join(c for c in folded if c.isascii())).strip()
+    if not any(c.isalpha() for c in words):
+        return NAMING.normalize_identifier(fallback)
+    return NAMING.normalize_identifier(words)
+
+
+def default_table_name(workspace: Mapping[str, Any], table: Mapping[str, Any]) -> str:
+    """`Sales` / `Pipeline Draft` -> `sales__pipeline_draft`."""
+    ws = identifier(workspace.get("name", ""), f"workspace_{id_tail(workspace['id'])}")
+    tb = identifier(table.get("name", ""), f"table_{id_tail(table['id'])}")
+    return f"{ws}__{tb}"
+
+
+def configured_name(name: str) -> str:
+    """A name from the settings, made a valid table or column name."""
+    return NAMING.normalize_path(str(name).strip())
+
+
+def assign_table_names(
+    defaults: Mapping[str, str],
+    remembered: Mapping[str, str],
+    configured: Mapping[str, str],
+) -> dict[str, str]:
+    """Table id -> warehouse table name, for every id in `defaults` (table id -> default name).
+
+    Configured names win; then the name a table was loaded under before (so a renamed table
+    keeps its warehouse table); a new table gets its default name unless another table (even
+    one since deleted in Pitchly, whose warehouse table remains) has it, then `_<id>` is added.
+    """
+    names: dict[str, str] = {}
+    taken = set(METADATA_RESOURCES)
+    for table_id in defaults:
+        if table_id in configured:
+            names[table_id] = configured[table_id]
+            taken.add(configured[table_id])
+    for table_id in defaults:
+        name = remembered.get(table_id)
+        if table_id not in names and name and name not in taken:
+            names[table_id] = name
+            taken.add(name)
+    taken.update(name for table_id, name in remembered.items() if table_id not in defaults)
+    for table_id, default in defaults.items():
+        if table_id in names:
+            continue
+        name = default if default not in taken else f"{default}_{id_tail(table_id)}"
+        while name in taken:  # the tail of a later id met this one: use the whole id
+            name = f"{default}_{NAMING.normalize_identifier(table_id)}"
+            default = name
+        names[table_id] = name
+        taken.add(name)
+    return names
+
+
+@dataclass(frozen=True)
+class Column:
+    """One warehouse column of a field: its name, dlt type and where its value comes from."""
+
+    name: str
+    data_type: str
+    source: str  # a key of the field's `value` (`val`, `currency`, ...) or `stringValue`
+
+
+def field_columns(
+    field: Mapping[str, Any], fields_by_id: Mapping[str, Mapping[str, Any]], depth: int = 0
+) -> tuple[tuple[str, str, str], ...]:
+    """(suffix, data type, source) of each column a field becomes, by its type."""
+    kind = field.get("type")
+    if kind == LOOKUP:
+        target = fields_by_id.get(field.get("lookupFieldId") or "")
+        if target is None or depth > 4:
+            return UNKNOWN_COLUMNS
+        looked_up = field_columns(target, fields_by_id, depth + 1)
+        return (*(c for c in looked_up if c[2] != STRING_VALUE), LOOKUP_EXTRA)
+    return FIELD_COLUMNS.get(str(kind), UNKNOWN_COLUMNS)
+
+
+def _free(names: Iterable[str], taken: set[str]) -> bool:
+    return not any(name in taken or name.startswith(RESERVED_PREFIX) for name in names)
+
+
+def column_layout(
+    fields: Iterable[Mapping[str, Any]],
+    fields_by_id: Mapping[str, Mapping[str, Any]],
+    configured: Mapping[str, str] | None = None,
+) -> dict[str, tuple[Column, ...]]:
+    """Field id -> its columns, for the fields of one table in their order.
+
+    Configured names (field id -> name) are placed first; then each field takes its name if
+    every column it needs is free, else the name with `_<id>` appended.
+    """
+    configured = configured or {}
+    fields = list(fields)
+    ordered = sorted(fields, key=lambda f: f["id"] not in configured)  # stable: order kept
+    taken = set(RESERVED_COLUMNS)
+    layout: dict[str, tuple[Column, ...]] = {}
+    for field in ordered:
+        field_id = field["id"]
+        spec = field_columns(field, fields_by_id)
+        tail = id_tail(field_id)
+        base = (
+            configured_name(configured[field_id])
+            if field_id in configured
+            else identifier(field.get("name", ""), f"field_{tail}")
+        )
+
+        def names(base: str, spec: tuple[tuple[str, str, str], ...] = spec) -> list[str]:
+            return [f"{base}__{suffix}" if suffix else base for suffix, _, _ in spec]
+
+        if not _free(names(base), taken):
+            base = f"{base}_{tail}"
+        while not _free(names(base), taken):
+            base = f"{base}_{NAMING.normalize_identifier(field_id)}"
+        columns = tuple(
+            Column(name, data_type, source)
+            for name, (_, data_type, source) in zip(names(base), spec, strict=True)
+        )
+        taken.update(column.name for column in columns)
+        layout[field_id] = columns
+    return {f["id"]: layout[f["id"]] for f in fields}
+
+
+def column_hints(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, dict[str, Any]]:
+    """dlt column hints for a table's layout (a fresh dict per column: dlt writes into them)."""
+    hints: dict[str, dict[str, Any]] = {"id": {"data_type": "text", "nullable": False}}
+    for columns in layout.values():
+        for column in columns:
+            hint: dict[str, Any] = {"data_type": column.data_type, "nullable": True}
+            if column.data_type == "timestamp":
+                hint["timezone"] = True
+            hints[column.name] = hint
+    return hints
+
+
+def layout_signature(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, list[list[str]]]:
+    """The layout as JSON-able data, kept in state to notice added, renamed or removed fields."""
+    return {
+        field_id: [[c.name, c.data_type, c.source] for c in columns]
+        for field_id, columns in layout.items()
+    }

@@ -1,0 +1,432 @@
+"""One dlt resource per Pitchly table: records become typed rows, read in full or incrementally.
+
+Each run of a table is one of two kinds, decided before anything is read:
+
+- **full**: every record (that the table's filter lets through) is read and the warehouse table
+  is replaced. Used for tables without an Updated At field (a full scan is the only way to see
+  deleted records), on the first run, when the table's fields changed since the last run (added,
+  renamed, removed or retyped: rows loaded before would have stale columns), and when the
+  record count shows that records left the table since the last run.
+- **incremental**: only records whose Updated At is at or after the cursor are read (a
+  server-side filter, or client-side if the API refuses it) and merged on the record id.
+
+The count check: with a Created At field and a `totalCount`, a table should now hold the records
+it held after the last run plus those created since; any other count means records were deleted
+(or left the filter), and the run is a full one.
+
+Per table, dlt's source state keeps the warehouse name, the column layout, the cursor, the
+record count and the newest Created At (no secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dlt
+import orjson
+from dlt.sources import DltResource
+
+from sources.core.errors import GraphQLQueryError
+from sources.core.graphql import Connection, GraphQLClient, relay_pages
+from sources.pitchly.naming import Column, assign_table_names, layout_signature
+from sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION, STRING_VALUE
+
+log = logging.getLogger("lxp_sync")
+
+NOT_READY = "TABLE_NOT_READY"
+BAD_INPUT = "BAD_USER_INPUT"
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def _text(raw: Any) -> Any:
+    if raw is None or isinstance(raw, str):
+        return raw
+    return orjson.dumps(raw).decode()
+
+
+def _double(raw: Any) -> Any:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    return float(raw)
+
+
+def _bigint(raw: Any) -> Any:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    return None
+
+
+def _bool(raw: Any) -> Any:
+    return raw if isinstance(raw, bool) else None
+
+
+def _timestamp(raw: Any) -> Any:
+    return raw if isinstance(raw, str) and raw else None
+
+
+def _json(raw: Any) -> Any:
+    return raw
+
+
+CASTS: dict[str, Callable[[Any], Any]] = {
+    "text": _text,
+    "double": _double,
+    "bigint": _bigint,
+    "bool": _bool,
+    "timestamp": _timestamp,
+    "json": _json,
+}
+
+Plan = dict[str, tuple[tuple[str, Callable[[Any], Any], str], ...]]
+
+
+def row_plan(layout: Mapping[str, tuple[Column, ...]]) -> Plan:
+    """Field id -> (column, cast, source) of each of its columns."""
+    return {
+        field_id: tuple((c.name, CASTS[c.data_type], c.source) for c in columns)
+        for field_id, columns in layout.items()
+    }
+
+
+def to_row(node: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+    """A record node (`id`, `fields { fieldId value stringValue }`) as one warehouse row.
+
+    A field without a value is absent from the node and NULL in the row; a field the layout
+    does not know (added after the catalog was read) is left for the next run.
+    """
+    row: dict[str, Any] = {PRIMARY_KEY: node["id"]}
+    for item in node.get("fields") or ():
+        columns = plan.get(item.get("fieldId"))
+        if columns is None:
+            continue
+        value = item.get("value")
+        for name, cast, source in columns:
+            if source == STRING_VALUE:
+                row[name] = cast(item.get("stringValue"))
+            else:
+                row[name] = cast(value.get(source) if isinstance(value, dict) else None)
+    return row
+
+
+def moment(value: Any) -> datetime | None:
+    """An ISO-8601 text as an aware datetime (None if it is not one)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+def condition(field_id: str, operator: str, value: Any) -> dict[str, Any]:
+    return {
+        "left": {"type": "field", "value": field_id},
+        "comparison": {"operator": operator},
+        "right": {"type": "input", "value": value},
+    }
+
+
+def with_condition(user_filter: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """The configured filter AND one more condition (the configured one kept as a group)."""
+    conditions: list[dict[str, Any]] = [extra]
+    if user_filter and user_filter.get("conditions"):
+        conditions.append(
+            {
+                "conditionGroup": user_filter["conditions"],
+                "logicalOperator": user_filter.get("logicalOperator", "and"),
+            }
+        )
+    return {"conditions": conditions, "logicalOperator": "and"}
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+class TableNames:
+    """Warehouse names of every table, assigned once per run from dlt's source state."""
+
+    def __init__(self, defaults: dict[str, str], configured: dict[str, str]) -> None:
+        self.defaults = defaults  # table id -> default name, for every table with records
+        self.configured = configured
+        self._lock = threading.Lock()
+        self._names: dict[str, str] | None = None
+
+    def names(self) -> dict[str, str]:
+        """Table id -> warehouse name (call during extraction: it reads and writes state)."""
+        with self._lock:
+            if self._names is None:
+                tables = dlt.current.source_state().setdefault("tables", {})
+                remembered = {tid: s["name"] for tid, s in tables.items() if s.get("name")}
+                self._names = assign_table_names(self.defaults, remembered, self.configured)
+                for table_id, name in self._names.items():
+                    tables.setdefault(table_id, {})["name"] = name
+            return self._names
+
+
+# --- the resource -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Everything a table's resource needs, decided when the source is built."""
+
+    table_id: str
+    label: str  # `Sales / Deals (<id>)`, for messages
+    default_name: str  # `<workspace>__<table>`, from today's names
+    resource_name: str  # the configured name, else the default name
+    layout: dict[str, tuple[Column, ...]]
+    hints: dict[str, dict[str, Any]]
+    updated: tuple[str, str] | None  # (field id, column) of the Updated At field
+    created: tuple[str, str] | None  # (field id, column) of the Created At field
+    filter: dict[str, Any] | None
+
+
+@dataclass
+class RecordsOptions:
+    page_size: int
+    max_pages: int | None = None
+
+
+class TableRun:
+    """One run of one table: which kind, the pages, and the state it leaves."""
+
+    def __init__(
+        self,
+        gql: GraphQLClient,
+        connection: Connection,
+        plan: TablePlan,
+        options: RecordsOptions,
+        name: str,
+    ) -> None:
+        self.gql, self.connection, self.plan, self.options = gql, connection, plan, options
+        self.name = name
+        self.resource = f"{gql.source}.{name}"
+        self.state: dict[str, Any] = dlt.current.source_state()["tables"][plan.table_id]
+        self.layout = layout_signature(plan.layout)
+        self.started = datetime.now(UTC)
+
+    def count(self, table_filter: dict[str, Any] | None) -> int | None:
+        """Records matching `table_filter` (None: the API cannot count them)."""
+        count_field = self.connection.count_field
+        if count_field is None:
+            return None
+        query = (
+            f"query LxpCount($tableId: ID!, $filter: JSON) {{ {self.connection.name}"
+            f"(tableId: $tableId, filter: $filter, first: 0) {{ {count_field} }} }}"
+        )
+        variables = {"tableId": self.plan.table_id, "filter": table_filter}
+        try:
+            data = self.gql.execute(query, variables, resource=self.resource, page="count")
+        except GraphQLQueryError as exc:
+            if exc.code == BAD_INPUT:
+                return None
+            raise
+        return int((data.get(self.connection.name) or {}).get(count_field) or 0)
+
+    def full_reason(self) -> str | None:
+        """Why this run must read the whole table (None: an incremental run will do)."""
+        state, plan = self.state, self.plan
+        if plan.updated is None:
+            return "no Updated At field"
+        if state.get("layout") != self.layout:
+            return "first run" if "layout" not in state else "the table's fields changed"
+        if not state.get("cursor"):
+            return "no cursor yet"
+        if plan.created is None or state.get("total") is None:
+            return None
+        total = self.count(plan.filter)
+        created_after = state.get("max_created")
+        new = (
+            self.count(
+                with_condition(plan.filter, condition(plan.created[0], "is-after", created_after))
+            )
+            if created_after
+            else total
+        )
+        if total is None or new is None:
+            return None
+        expected = int(state["total"]) + new
+        if total != expected:
+            return f"it has {total} records where {expected} were expected (records were deleted)"
+        return None
+
+    def pages(self, table_filter: dict[str, Any] | None) -> Iterator[list[dict[str, Any]]]:
+        for page in relay_pages(
+            self.gql,
+            self.connection,
+            RECORD_SELECTION,
+            resource=self.resource,
+            page_size=self.options.page_size,
+            filters={"tableId": self.plan.table_id, "filter": table_filter},
+            max_pages=self.options.max_pages,
+        ):
+            yield page.nodes
+
+    def incremental_pages(self, cursor: str) -> Iterator[list[dict[str, Any]]]:
+        """Records updated at or after `cursor`: filtered by the API, or here if it refuses."""
+        assert self.plan.updated is not None
+        field_id, column = self.plan.updated
+        server_filter = with_condition(
+            self.plan.filter, condition(field_id, "is-on-or-after", cursor)
+        )
+        pages = self.pages(server_filter)
+        try:
+            first = next(pages, None)
+        except GraphQLQueryError as exc:
+            if exc.code != BAD_INPUT:
+                raise
+            log.warning(
+                "%s: the API refused a filter on Updated At (%s); reading every record and "
+                "keeping those updated since %s",
+                self.resource,
+                exc.message,
+                cursor,
+            )
+            yield from self._client_side(self.pages(self.plan.filter), field_id, cursor)
+            return
+        if first is not None:
+            yield first
+        yield from pages
+
+    @staticmethod
+    def _client_side(
+        pages: Iterator[list[dict[str, Any]]], field_id: str, cursor: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        since = moment(cursor)
+        assert since is not None
+        for nodes in pages:
+            kept = []
+            for node in nodes:
+                stamp = next(
+                    (
+                        moment((f.get("value") or {}).get("val"))
+                        for f in node.get("fields") or ()
+                        if f.get("fieldId") == field_id
+                    ),
+                    None,
+                )
+                if stamp is None or stamp >= since:
+                    kept.append(node)
+            yield kept
+
+    def rows(self) -> Iterator[Any]:
+        """The run's pages of rows, the first one carrying the table name and disposition."""
+        plan, state = self.plan, self.state
+        marked = False
+        try:
+            reason = self.full_reason()
+            full = reason is not None
+            if full:
+                log.info("%s: reading every record (%s)", self.resource, reason)
+                pages = self.pages(plan.filter)
+            else:
+                pages = self.incremental_pages(state["cursor"])
+            to_rows = row_plan(plan.layout)
+            hints = dlt.mark.make_hints(
+                table_name=self.name, write_disposition="replace" if full else "merge"
+            )
+            read = new = 0
+            newest_updated: datetime | None = None
+            newest_created = moment(state.get("max_created"))
+            created_before = newest_created if not full else None
+            for nodes in pages:
+                rows = [to_row(node, to_rows) for node in nodes]
+                if not rows:
+                    continue
+                read += len(rows)
+                if plan.updated:
+                    stamps = (moment(row.get(plan.updated[1])) for row in rows)
+                    newest_updated = _max(newest_updated, *stamps)
+                if plan.created:
+                    created = [moment(row.get(plan.created[1])) for row in rows]
+                    if created_before is not None:
+                        new += sum(1 for c in created if c is not None and c > created_before)
+                    newest_created = _max(newest_created, *created)
+                yield rows if marked else dlt.mark.with_hints(rows, hints)
+                marked = True
+        except GraphQLQueryError as exc:
+            if exc.code != NOT_READY or marked:  # mid-table: a partial replace would lose rows
+                raise
+            log.warning(
+                "%s: skipped: table %s is not marked ready in Pitchly (%s)",
+                self.resource,
+                plan.label,
+                exc.message,
+            )
+            return
+        if full and not marked:  # an empty table: its warehouse table must be emptied too
+            yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(), hints)
+        if self.options.max_pages is not None:
+            return  # a partial read (smoke run) leaves no cursor behind
+        self._remember(full, read, new, newest_updated, newest_created)
+
+    def _remember(
+        self,
+        full: bool,
+        read: int,
+        new: int,
+        newest_updated: datetime | None,
+        newest_created: datetime | None,
+    ) -> None:
+        state = self.state
+        state["layout"] = self.layout
+        state["total"] = read if full else int(state.get("total") or 0) + new
+        state["max_created"] = iso(newest_created) if newest_created else None
+        if self.plan.updated is None:
+            state.pop("cursor", None)
+            return
+        high = newest_updated or moment(state.get("cursor"))
+        ceiling = self.started - timedelta(seconds=INCREMENTAL_LAG_S)
+        state["cursor"] = iso(min(high, ceiling) if high else ceiling)
+        # shown by `lxp-sync status`, in the shape dlt's own incremental uses
+        column = self.plan.updated[1]
+        dlt.current.resource_state()["incremental"] = {column: {"last_value": state["cursor"]}}
+
+
+def _max(current: datetime | None, *values: datetime | None) -> datetime | None:
+    for value in values:
+        if value is not None and (current is None or value > current):
+            current = value
+    return current
+
+
+def records_resource(
+    gql: GraphQLClient,
+    connection: Connection,
+    plan: TablePlan,
+    options: RecordsOptions,
+    names: TableNames,
+) -> DltResource:
+    """The resource of one Pitchly table (merge on the record id; see the module docstring)."""
+
+    def read() -> Iterator[Any]:
+        name = names.names()[plan.table_id]
+        yield from TableRun(gql, connection, plan, options, name).rows()
+
+    return dlt.resource(
+        read,
+        name=plan.resource_name,
+        primary_key=PRIMARY_KEY,
+        write_disposition="merge",
+        columns=plan.hints,
+        parallelized=True,
+    )

@@ -1,0 +1,64 @@
+"""Pitchly's URLs, auth modes, page size, and how each field type becomes columns, as data."""
+
+from __future__ import annotations
+
+GRAPHQL_URL = "https://api.pitchly.com/graphql"
+TOKEN_URL = "https://platform.pitchly.com/api/oauth/token"
+
+AUTH_MODES = ("jwt", "client_credentials", "refresh_token")
+JWT_LIFETIME_S = 300  # "a short exp": minted again after about 4.5 minutes
+
+# The document gives no maximum; the sandbox's is 1000. `page_size` lowers it.
+MAX_PAGE_SIZE = 1000
+
+# Resources that describe the organization (one row per workspace, table, field).
+METADATA_RESOURCES = ("workspaces", "tables", "fields")
+
+# A record as the document shows it; the rest of the node is not needed.
+RECORD_SELECTION = "id fields { fieldId value stringValue }"
+RECORDS_CONNECTION = "recordsConnection"
+
+PRIMARY_KEY = "id"
+# Column names a field may not take (the record id, dlt's own columns).
+RESERVED_COLUMNS = frozenset({PRIMARY_KEY})
+RESERVED_PREFIX = "_dlt"
+
+CREATED_AT = "createdAt"
+UPDATED_AT = "updatedAt"
+LOOKUP = "lookup"
+
+# Updates made while a run pages through a table can land behind pages already read: the next
+# run starts this much before the start of the last one (and never after the newest Updated At
+# it loaded). Also covers a client clock running ahead of Pitchly's by up to this much.
+INCREMENTAL_LAG_S = 300.0
+
+# Where a column's value comes from in a record's `{fieldId, value, stringValue}`:
+# a key of `value` (`val`, `currency`, `type`, `size`), or the `stringValue`.
+STRING_VALUE = "stringValue"
+
+# field type -> columns: (suffix, dlt data type, source). The first column is named after the
+# field; the others get `__<suffix>`. Value shapes follow Pitchly's field-type page.
+FIELD_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "text": (("", "text", "val"),),
+    "multilineText": (("", "text", "val"),),
+    "dropdown": (("", "text", "val"),),
+    "number": (("", "double", "val"),),
+    "boolean": (("", "bool", "val"),),
+    "dropdownMultiple": (("", "json", "val"),),
+    "date": (("", "timestamp", "val"),),
+    "createdAt": (("", "timestamp", "val"),),
+    "updatedAt": (("", "timestamp", "val"),),
+    "currency": (("", "double", "val"), ("currency", "text", "currency")),
+    "attachment": (("", "text", "val"), ("mime_type", "text", "type"), ("size", "bigint", "size")),
+    "reference": (("", "text", "val"),),
+    "referenceMultiple": (("", "json", "val"),),
+    # numeric results typed; text results (and Pitchly's display of every result) in string_value
+    "formula": (("", "double", "val"), ("string_value", "text", STRING_VALUE)),
+}
+# A lookup takes the columns of the field it looks up, plus Pitchly's display of the value.
+LOOKUP_EXTRA = ("string_value", "text", STRING_VALUE)
+# A field type this code does not know: its value as JSON, and Pitchly's display of it.
+UNKNOWN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("", "json", "val"),
+    ("string_value", "text", STRING_VALUE),
+)
