@@ -330,7 +330,7 @@ def test_unknown_connection_in_the_config_names_it_and_lists_the_available_ones(
     result = lxp_sync("run", API, env=env, cwd=workdir)
     assert result.returncode == 2
     line = error_line(result.stderr)
-    assert "unknown connections ['webinars']" in line
+    assert "unknown resources ['webinars']" in line
     assert str(CONNECTIONS) in line
     assert not (workdir / "lxp_sync.duckdb").exists()
 

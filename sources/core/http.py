@@ -351,5 +351,6 @@ class ApiClient:
         self, attempt: int, hint: float | None, resource: str | None, page: Any, why: str
     ) -> None:
         delay = self.retry.delay(attempt, hint)
-        log.info("%s page %s: %s, retry %d in %.2fs", resource, page, why, attempt + 1, delay)
+        where = f"{resource} page {page}" if page is not None else str(resource)
+        log.info("%s: %s, retry %d in %.2fs", where, why, attempt + 1, delay)
         self._sleep(delay)

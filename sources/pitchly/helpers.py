@@ -121,9 +121,7 @@ def graphql_client(
     """Pitchly's GraphQL endpoint; an `UNAUTHENTICATED` answer renews the token once."""
     # httpx ends a base URL with `/`: the endpoint's last segment is the request path
     base, _, path = graphql_url.strip().rstrip("/").rpartition("/")
-    api = ApiClient(
-        base + "/", auth, timeout=timeout_s, retry=RetryPolicy(max_retries=max_retries)
-    )
+    api = ApiClient(base + "/", auth, timeout=timeout_s, retry=RetryPolicy(max_retries=max_retries))
     return GraphQLClient(api, path, source=SOURCE, renew_auth=auth.invalidate)
 
 

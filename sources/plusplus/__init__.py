@@ -12,10 +12,10 @@ from dlt.sources import DltResource
 from sources.core.arrow import batched_arrow
 from sources.core.auth import TokenAuth
 from sources.core.connections import connection_resource
-from sources.core.errors import ConfigurationError
 from sources.core.http import ApiClient, RetryPolicy
 from sources.core.paging import parse_datetimes
-from sources.plusplus.graphql import connection_options, graphql_client, select_connections
+from sources.core.selection import select_resources
+from sources.plusplus.graphql import connection_options, graphql_client
 from sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
 from sources.plusplus.settings import (
     GRAPHQL_MAX_PAGE_SIZE,
@@ -39,13 +39,7 @@ def plusplus_rest_source(
     max_pages: int | None = None,
 ) -> Iterator[DltResource]:
     """Users, groups, articles, content items, assignments and enrollments, merged on `public_id`."""
-    names = list(resources or REST_ENDPOINTS)
-    unknown = sorted(set(names) - set(REST_ENDPOINTS))
-    if unknown:
-        raise ConfigurationError(
-            f"unknown resources {unknown}; plusplus_rest has {sorted(REST_ENDPOINTS)}",
-            resource="plusplus_rest",
-        )
+    selected = select_resources("plusplus_rest", REST_ENDPOINTS, resources)
     client = ApiClient(
         base_url.rstrip("/") + "/",
         TokenAuth(api_token, "Bearer"),
@@ -54,11 +48,11 @@ def plusplus_rest_source(
         max_connections=max(4, concurrency * 2),
     )
     page_size = max(1, min(page_size, REST_MAX_PAGE_SIZE))
-    for name in names:
+    for name, endpoint in selected:
         yield _rest_resource(
             client,
             name,
-            REST_ENDPOINTS[name],
+            endpoint,
             page_size,
             concurrency,
             refresh_window_days,
@@ -133,7 +127,9 @@ def plusplus_graphql_source(
     """
     gql = graphql_client(base_url, api_token, timeout_s=timeout_s, max_retries=max_retries)
     options = connection_options(page_size=page_size, hard_delete=hard_delete, max_pages=max_pages)
-    for connection in select_connections(gql.schema().connections(), resources):
+    for _, connection in select_resources(
+        "plusplus_graphql", gql.schema().connections(), resources
+    ):
         yield connection_resource(gql, connection, options)
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from sources.core.auth import TokenAuth
 from sources.core.connections import ConnectionOptions
-from sources.core.errors import ConfigurationError
-from sources.core.graphql import Connection, GraphQLClient
+from sources.core.graphql import GraphQLClient
 from sources.core.http import ApiClient, RetryPolicy
 from sources.plusplus.settings import (
     GRAPHQL_CURSOR_FIELDS,
@@ -32,24 +29,6 @@ def graphql_client(
         retry=RetryPolicy(max_retries=max_retries),
     )
     return GraphQLClient(api, "", source=SOURCE)
-
-
-def select_connections(
-    available: Mapping[str, Connection], requested: Sequence[str] | str | None
-) -> list[Connection]:
-    """The configured connections (all of them when none are), or one line naming the unknown."""
-    if isinstance(requested, str):  # `events,users` from an environment variable
-        requested = [name.strip() for name in requested.split(",") if name.strip()]
-    if not requested:
-        return list(available.values())
-    unknown = [name for name in requested if name not in available]
-    if unknown:
-        raise ConfigurationError(
-            f"unknown connections {unknown} in `resources`; the API has {sorted(available)}",
-            resource=SOURCE,
-            hint=f"Fix `resources` under [sources.{SOURCE}] in .dlt/config.toml or --resources",
-        )
-    return [available[name] for name in dict.fromkeys(requested)]
 
 
 def connection_options(

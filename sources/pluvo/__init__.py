@@ -8,7 +8,7 @@ import dlt
 from dlt.sources import DltResource
 
 from sources.core.connections import ConnectionOptions, connection_resource
-from sources.core.errors import ConfigurationError
+from sources.core.selection import select_resources
 from sources.pluvo.helpers import organization_root, pluvo_client, resource_names
 from sources.pluvo.settings import CURSOR_FIELDS, DEFAULT_SCOPES, MAX_PAGE_SIZE, PRIMARY_KEY
 
@@ -43,14 +43,6 @@ def pluvo_source(
     )
     available = resource_names(gql.schema().connections())
     aliases = {connection.name: name for name, connection in available.items()}
-    wanted = [aliases.get(name, name) for name in (resources or available)]
-    unknown = [name for name in wanted if name not in available]
-    if unknown:
-        raise ConfigurationError(
-            f"unknown resources {unknown}; this organization has {sorted(available)}",
-            resource="pluvo",
-            hint="Fix `resources` in [sources.pluvo] or leave it out to load every connection",
-        )
     options = ConnectionOptions(
         primary_key=PRIMARY_KEY,
         cursor_fields=CURSOR_FIELDS,
@@ -59,8 +51,8 @@ def pluvo_source(
         max_pages=max_pages,
         check_count=True,
     )
-    for name in dict.fromkeys(wanted):
-        yield connection_resource(gql, available[name], options, name=name)
+    for name, connection in select_resources("pluvo", available, resources, aliases):
+        yield connection_resource(gql, connection, options, name=name)
 
 
 __all__ = ["pluvo_source"]
