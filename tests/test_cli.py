@@ -132,7 +132,12 @@ def test_demo_loads_every_source_into_duckdb(workdir: Path) -> None:
         for connection in graphql.split():
             count = con.execute(f"SELECT COUNT(*) FROM plusplus_graphql.{connection}").fetchone()
             assert count[0] > 0, f"plusplus_graphql.{connection}"
+        pitchly = "workspaces tables fields sales__companies sales__deals legal__matters"
+        for table in pitchly.split():
+            count = con.execute(f"SELECT COUNT(*) FROM pitchly.{table}").fetchone()[0]
+            assert count > 0, f"pitchly.{table}"
     assert "pluvo (Pluvo GraphQL API" in result.stdout
+    assert "pitchly (Pitchly GraphQL API" in result.stdout
 
 
 def test_sandbox_command_serves_and_prints_urls_and_demo_credentials() -> None:

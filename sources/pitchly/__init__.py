@@ -12,6 +12,8 @@ from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
 from sources.core.errors import ConfigurationError
+from sources.core.graphql import Connection, GraphQLClient
+from sources.core.selection import select_resources
 from sources.pitchly.helpers import (
     SOURCE,
     Catalog,
@@ -29,7 +31,6 @@ from sources.pitchly.settings import (
     GRAPHQL_URL,
     JWT_LIFETIME_S,
     MAX_PAGE_SIZE,
-    METADATA_RESOURCES,
     RECORDS_CONNECTION,
     TOKEN_URL,
     UPDATED_AT,
@@ -55,6 +56,7 @@ def pitchly_source(
     resources: Sequence[str] | None = None,
     tables: Mapping[str, Any] | None = None,
     page_size: int = MAX_PAGE_SIZE,
+    arrow: bool = True,
     max_retries: int = 5,
     timeout_s: float = 60.0,
     max_pages: int | None = None,
@@ -89,21 +91,31 @@ def pitchly_source(
         {plan.table_id: plan.default_name for plan in plans},
         {tid: s.name for tid, s in settings.items() if s.name},
     )
-    wanted = selected(resources, plans)
-    metadata = metadata_resources(catalog, plans, names)
-    for name in METADATA_RESOURCES:
-        if name in wanted:
-            yield metadata[name]
+    available: dict[str, DltResource | TablePlan] = {
+        **metadata_resources(catalog, plans, names),
+        **{plan.resource_name: plan for plan in plans},
+    }
+    by_id = {plan.table_id: plan.resource_name for plan in plans}
+    chosen = select_resources(SOURCE, available, resources, aliases=by_id)
+    options = RecordsOptions(
+        page_size=max(1, min(page_size, MAX_PAGE_SIZE)), max_pages=max_pages, arrow=arrow
+    )
+    connection = None
+    for _, item in chosen:
+        if not isinstance(item, TablePlan):
+            yield item
+            continue
+        connection = connection or records_connection(gql)
+        yield records_resource(gql, connection, item, options, names)
+
+
+def records_connection(gql: GraphQLClient) -> Connection:
     connection = gql.schema().connections().get(RECORDS_CONNECTION)
-    if connection is None and any(plan.resource_name in wanted for plan in plans):
+    if connection is None:
         raise ConfigurationError(
             f"the API has no `{RECORDS_CONNECTION}` connection", resource=SOURCE
         )
-    options = RecordsOptions(page_size=max(1, min(page_size, MAX_PAGE_SIZE)), max_pages=max_pages)
-    for plan in plans:
-        if plan.resource_name in wanted:
-            assert connection is not None
-            yield records_resource(gql, connection, plan, options, names)
+    return connection
 
 
 def table_plans(catalog: Catalog, settings: Mapping[str, Any]) -> list[TablePlan]:
@@ -147,25 +159,6 @@ def _stamp(
     """(field id, column) of the table's first field of type `kind` (Created / Updated At)."""
     found = next((f for f in fields if f.get("type") == kind), None)
     return None if found is None else (found["id"], layout[found["id"]][0].name)
-
-
-def selected(resources: Sequence[str] | str | None, plans: list[TablePlan]) -> set[str]:
-    """Resource names to load: all by default; a table may also be named by its id."""
-    available = [*METADATA_RESOURCES, *(plan.resource_name for plan in plans)]
-    requested = as_list(resources) if isinstance(resources, str) else resources
-    if not requested:
-        return set(available)
-    by_id = {plan.table_id: plan.resource_name for plan in plans}
-    wanted = {by_id.get(name, name) for name in requested}
-    unknown = sorted(wanted - set(available))
-    if unknown:
-        raise ConfigurationError(
-            f"unknown resources {unknown}; pitchly has {available}",
-            resource=SOURCE,
-            hint="Fix `resources` under [sources.pitchly] or --resources (tables not ready or "
-            "excluded are not resources)",
-        )
-    return wanted
 
 
 def metadata_resources(

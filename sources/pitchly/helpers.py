@@ -265,8 +265,9 @@ def table_settings(tables: Mapping[str, Any] | None, catalog: Catalog) -> dict[s
                 resource=SOURCE,
             )
         filter_spec = spec.get("filter")
-        if isinstance(filter_spec, str):
-            filter_spec = orjson.loads(filter_spec)
+        if filter_spec is not None:  # plain JSON data (TOML's own types do not go into state)
+            raw = filter_spec if isinstance(filter_spec, str) else orjson.dumps(filter_spec)
+            filter_spec = orjson.loads(raw)
         if filter_spec is not None and not isinstance(filter_spec.get("conditions"), list):
             raise ConfigurationError(
                 f"`tables.{key}.filter` must be a Pitchly filter "

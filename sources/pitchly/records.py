@@ -22,116 +22,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
-import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.sources import DltResource
 
 from sources.core.errors import GraphQLQueryError
 from sources.core.graphql import Connection, GraphQLClient, relay_pages
 from sources.pitchly.naming import Column, assign_table_names, layout_signature
-from sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION, STRING_VALUE
+from sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION
+from sources.pitchly.values import PageConverter, iso, moment
 
 log = logging.getLogger("lxp_sync")
 
 NOT_READY = "TABLE_NOT_READY"
 BAD_INPUT = "BAD_USER_INPUT"
-
-
-# --- values -------------------------------------------------------------------------------
-
-
-def _text(raw: Any) -> Any:
-    if raw is None or isinstance(raw, str):
-        return raw
-    return orjson.dumps(raw).decode()
-
-
-def _double(raw: Any) -> Any:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None
-    return float(raw)
-
-
-def _bigint(raw: Any) -> Any:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    return None
-
-
-def _bool(raw: Any) -> Any:
-    return raw if isinstance(raw, bool) else None
-
-
-def _timestamp(raw: Any) -> Any:
-    return raw if isinstance(raw, str) and raw else None
-
-
-def _json(raw: Any) -> Any:
-    return raw
-
-
-CASTS: dict[str, Callable[[Any], Any]] = {
-    "text": _text,
-    "double": _double,
-    "bigint": _bigint,
-    "bool": _bool,
-    "timestamp": _timestamp,
-    "json": _json,
-}
-
-Plan = dict[str, tuple[tuple[str, Callable[[Any], Any], str], ...]]
-
-
-def row_plan(layout: Mapping[str, tuple[Column, ...]]) -> Plan:
-    """Field id -> (column, cast, source) of each of its columns."""
-    return {
-        field_id: tuple((c.name, CASTS[c.data_type], c.source) for c in columns)
-        for field_id, columns in layout.items()
-    }
-
-
-def to_row(node: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
-    """A record node (`id`, `fields { fieldId value stringValue }`) as one warehouse row.
-
-    A field without a value is absent from the node and NULL in the row; a field the layout
-    does not know (added after the catalog was read) is left for the next run.
-    """
-    row: dict[str, Any] = {PRIMARY_KEY: node["id"]}
-    for item in node.get("fields") or ():
-        columns = plan.get(item.get("fieldId"))
-        if columns is None:
-            continue
-        value = item.get("value")
-        for name, cast, source in columns:
-            if source == STRING_VALUE:
-                row[name] = cast(item.get("stringValue"))
-            else:
-                row[name] = cast(value.get(source) if isinstance(value, dict) else None)
-    return row
-
-
-def moment(value: Any) -> datetime | None:
-    """An ISO-8601 text as an aware datetime (None if it is not one)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 # --- filters ------------------------------------------------------------------------------
@@ -204,6 +114,7 @@ class TablePlan:
 class RecordsOptions:
     page_size: int
     max_pages: int | None = None
+    arrow: bool = True  # hand dlt Arrow tables (fast); False: lists of rows (for BigQuery)
 
 
 class TableRun:
@@ -223,14 +134,22 @@ class TableRun:
         self.state: dict[str, Any] = dlt.current.source_state()["tables"][plan.table_id]
         self.layout = layout_signature(plan.layout)
         self.started = datetime.now(UTC)
+        # what the run saw, for the next run's state
+        self.read = 0
+        self.created_since = 0  # records created after the newest Created At loaded before
+        self.newest_updated: datetime | None = None
+        self.newest_created: datetime | None = None
+        self.client_side_since: datetime | None = None  # the API refused the Updated At filter
 
     def count(self, table_filter: dict[str, Any] | None) -> int | None:
         """Records matching `table_filter` (None: the API cannot count them)."""
         count_field = self.connection.count_field
         if count_field is None:
             return None
+        args = self.connection.args
         query = (
-            f"query LxpCount($tableId: ID!, $filter: JSON) {{ {self.connection.name}"
+            f"query LxpCount($tableId: {args.get('tableId', 'ID!')}, "
+            f"$filter: {args.get('filter', 'JSON')}) {{ {self.connection.name}"
             f"(tableId: $tableId, filter: $filter, first: 0) {{ {count_field} }} }}"
         )
         variables = {"tableId": self.plan.table_id, "filter": table_filter}
@@ -249,6 +168,8 @@ class TableRun:
             return "no Updated At field"
         if state.get("layout") != self.layout:
             return "first run" if "layout" not in state else "the table's fields changed"
+        if state.get("filter") != plan.filter:
+            return "its filter changed"
         if not state.get("cursor"):
             return "no cursor yet"
         if plan.created is None or state.get("total") is None:
@@ -282,13 +203,11 @@ class TableRun:
             yield page.nodes
 
     def incremental_pages(self, cursor: str) -> Iterator[list[dict[str, Any]]]:
-        """Records updated at or after `cursor`: filtered by the API, or here if it refuses."""
+        """Records updated at or after `cursor`, as the API filters them; if it refuses the
+        filter, every record, and `client_side_since` tells `tables` to filter them."""
         assert self.plan.updated is not None
-        field_id, column = self.plan.updated
-        server_filter = with_condition(
-            self.plan.filter, condition(field_id, "is-on-or-after", cursor)
-        )
-        pages = self.pages(server_filter)
+        on_or_after = condition(self.plan.updated[0], "is-on-or-after", cursor)
+        pages = self.pages(with_condition(self.plan.filter, on_or_after))
         try:
             first = next(pages, None)
         except GraphQLQueryError as exc:
@@ -301,35 +220,42 @@ class TableRun:
                 exc.message,
                 cursor,
             )
-            yield from self._client_side(self.pages(self.plan.filter), field_id, cursor)
+            self.client_side_since = moment(cursor)
+            yield from self.pages(self.plan.filter)
             return
         if first is not None:
             yield first
         yield from pages
 
-    @staticmethod
-    def _client_side(
-        pages: Iterator[list[dict[str, Any]]], field_id: str, cursor: str
-    ) -> Iterator[list[dict[str, Any]]]:
-        since = moment(cursor)
-        assert since is not None
+    def tables(self, pages: Iterator[list[dict[str, Any]]]) -> Iterator[pa.Table]:
+        """Pages as Arrow tables, the facts for the next run's state gathered on the way."""
+        plan = self.plan
+        converter = PageConverter(plan.layout)
+        created_before = moment(self.state.get("max_created"))
         for nodes in pages:
-            kept = []
-            for node in nodes:
-                stamp = next(
-                    (
-                        moment((f.get("value") or {}).get("val"))
-                        for f in node.get("fields") or ()
-                        if f.get("fieldId") == field_id
-                    ),
-                    None,
+            table = converter.table(nodes)
+            if self.client_side_since is not None and plan.updated:
+                updated = table[plan.updated[1]]
+                since = pa.scalar(self.client_side_since, updated.type)
+                table = table.filter(
+                    pc.or_kleene(pc.is_null(updated), pc.greater_equal(updated, since))
                 )
-                if stamp is None or stamp >= since:
-                    kept.append(node)
-            yield kept
+            if not table.num_rows:
+                continue
+            self.read += table.num_rows
+            if plan.updated:
+                self.newest_updated = _max(self.newest_updated, pc.max(table[plan.updated[1]]))
+            if plan.created:
+                created = table[plan.created[1]]
+                if created_before is not None:
+                    after = pc.greater(created, pa.scalar(created_before, created.type))
+                    self.created_since += pc.sum(after).as_py() or 0
+                self.newest_created = _max(self.newest_created, pc.max(created))
+            yield table
 
     def rows(self) -> Iterator[Any]:
-        """The run's pages of rows, the first one carrying the table name and disposition."""
+        """The run's Arrow tables (or lists of rows), the first carrying the table name and the
+        write disposition: replace for a full run, merge for an incremental one."""
         plan, state = self.plan, self.state
         marked = False
         try:
@@ -340,28 +266,12 @@ class TableRun:
                 pages = self.pages(plan.filter)
             else:
                 pages = self.incremental_pages(state["cursor"])
-            to_rows = row_plan(plan.layout)
             hints = dlt.mark.make_hints(
                 table_name=self.name, write_disposition="replace" if full else "merge"
             )
-            read = new = 0
-            newest_updated: datetime | None = None
-            newest_created = moment(state.get("max_created"))
-            created_before = newest_created if not full else None
-            for nodes in pages:
-                rows = [to_row(node, to_rows) for node in nodes]
-                if not rows:
-                    continue
-                read += len(rows)
-                if plan.updated:
-                    stamps = (moment(row.get(plan.updated[1])) for row in rows)
-                    newest_updated = _max(newest_updated, *stamps)
-                if plan.created:
-                    created = [moment(row.get(plan.created[1])) for row in rows]
-                    if created_before is not None:
-                        new += sum(1 for c in created if c is not None and c > created_before)
-                    newest_created = _max(newest_created, *created)
-                yield rows if marked else dlt.mark.with_hints(rows, hints)
+            for table in self.tables(pages):
+                item = table if self.options.arrow else table.to_pylist()
+                yield item if marked else dlt.mark.with_hints(item, hints)
                 marked = True
         except GraphQLQueryError as exc:
             if exc.code != NOT_READY or marked:  # mid-table: a partial replace would lose rows
@@ -375,26 +285,21 @@ class TableRun:
             return
         if full and not marked:  # an empty table: its warehouse table must be emptied too
             yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(), hints)
-        if self.options.max_pages is not None:
-            return  # a partial read (smoke run) leaves no cursor behind
-        self._remember(full, read, new, newest_updated, newest_created)
+        if self.options.max_pages is None:  # a partial read (smoke run) leaves no state behind
+            self._remember(full)
 
-    def _remember(
-        self,
-        full: bool,
-        read: int,
-        new: int,
-        newest_updated: datetime | None,
-        newest_created: datetime | None,
-    ) -> None:
+    def _remember(self, full: bool) -> None:
         state = self.state
         state["layout"] = self.layout
-        state["total"] = read if full else int(state.get("total") or 0) + new
+        state["filter"] = self.plan.filter
+        state["total"] = self.read if full else int(state.get("total") or 0) + self.created_since
+        before = None if full else moment(state.get("max_created"))
+        newest_created = max((d for d in (self.newest_created, before) if d), default=None)
         state["max_created"] = iso(newest_created) if newest_created else None
         if self.plan.updated is None:
             state.pop("cursor", None)
             return
-        high = newest_updated or moment(state.get("cursor"))
+        high = self.newest_updated or moment(state.get("cursor"))
         ceiling = self.started - timedelta(seconds=INCREMENTAL_LAG_S)
         state["cursor"] = iso(min(high, ceiling) if high else ceiling)
         # shown by `lxp-sync status`, in the shape dlt's own incremental uses
@@ -402,10 +307,10 @@ class TableRun:
         dlt.current.resource_state()["incremental"] = {column: {"last_value": state["cursor"]}}
 
 
-def _max(current: datetime | None, *values: datetime | None) -> datetime | None:
-    for value in values:
-        if value is not None and (current is None or value > current):
-            current = value
+def _max(current: datetime | None, candidate: pa.Scalar) -> datetime | None:
+    value = candidate.as_py()
+    if value is not None and (current is None or value > current):
+        return value
     return current
 
 

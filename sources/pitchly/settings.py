@@ -37,7 +37,8 @@ INCREMENTAL_LAG_S = 300.0
 STRING_VALUE = "stringValue"
 
 # field type -> columns: (suffix, dlt data type, source). The first column is named after the
-# field; the others get `__<suffix>`. Value shapes follow Pitchly's field-type page.
+# field; the others get `__<suffix>`. Value shapes follow Pitchly's field-type page. `json`
+# columns hold lists (of options, of record ids).
 FIELD_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "text": (("", "text", "val"),),
     "multilineText": (("", "text", "val"),),
@@ -57,8 +58,9 @@ FIELD_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
 }
 # A lookup takes the columns of the field it looks up, plus Pitchly's display of the value.
 LOOKUP_EXTRA = ("string_value", "text", STRING_VALUE)
-# A field type this code does not know: its value as JSON, and Pitchly's display of it.
+# A field type this code does not know: its value (as JSON text unless it is text), and
+# Pitchly's display of it.
 UNKNOWN_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("", "json", "val"),
+    ("", "text", "val"),
     ("string_value", "text", STRING_VALUE),
 )
