@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ from bench.tools import (
     launch,
     loaded_rows,
 )
+from bench.workers import ceiling
 
 DEFAULT_SCALES = [10_000, 100_000]
 QUICK_SCALES = [2_000]
@@ -88,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="smoke run: 2000 rows, 0 ms, no Airbyte peer unless --tools names it, "
         "docs written to the out dir",
+    )
+    parser.add_argument(
+        "--connector",
+        help="measure the lxp-sync in this directory (a checkout or a scratch copy) with "
+        "`python -m pipelines.cli` instead of this tree's `lxp-sync` command",
     )
     parser.add_argument(
         "--render",
@@ -222,8 +229,28 @@ def _machine(
         "packages": packages,
         "airbyte_venv": airbyte_versions() if "airbyte_lowcode" in tools else {},
         "connector_concurrency": CONNECTOR_CONCURRENCY,
+        "connector": _connector_version(args.connector),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _connector_version(connector: str | None) -> str:
+    """Which lxp-sync was measured: the commit, and whether its code differed from it."""
+    root = Path(connector).resolve() if connector else ROOT
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "sources", "pipelines"], cwd=ROOT
+        ).returncode
+    except OSError:
+        return str(root)
+    if connector:
+        return f"{root} (a copy; this tree is at {commit})"
+    return f"commit {commit}" + (
+        " with uncommitted changes in sources/ or pipelines/" if changed else ""
+    )
 
 
 class Session:
@@ -245,7 +272,12 @@ class Session:
         self.totals, samples = self._survey()
         manifest = self.root / "airbyte_manifest.json"
         manifest.write_text(json.dumps(airbyte_manifest(self.api_url, samples), indent=1))
-        self.target = Target(self.api_url, self.token, manifest, CONNECTOR_CONCURRENCY)
+        self.target = Target(
+            self.api_url, self.token, manifest, CONNECTOR_CONCURRENCY, self.args.connector
+        )
+        # The sandbox renders and caches page bodies on first use: warm it up, untimed, so that
+        # the first measured tool does not pay for that.
+        ceiling(self.api_url, self.token, CONNECTOR_CONCURRENCY)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -491,6 +491,7 @@ def write_docs(results: dict[str, Any], md_path: Path, png_path: Path) -> None:
         "- project venv: " + ", ".join(f"{k} {v}" for k, v in packages.items()),
         "- Airbyte venv: "
         + (", ".join(f"{k} {v}" for k, v in airbyte.items()) if airbyte else "not used"),
+        f"- lxp-sync measured: {meta.get('connector', '?')}",
         f"- run: `{meta['command']}`, {meta['runs']} run(s) per measurement, started "
         f"{meta['started_at']}, {meta['duration_s'] / 60:.1f} minutes; load average "
         f"{meta['load_average_before'][0]} before, {meta['load_average_after'][0]} after "

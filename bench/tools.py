@@ -40,6 +40,7 @@ class Target:
     token: str
     manifest: Path  # the Airbyte manifest for this sandbox
     concurrency: int  # the connector's default, for the concurrent ceiling
+    connector: str | None = None  # another copy of lxp-sync to measure (its root directory)
 
 
 @dataclass
@@ -78,13 +79,11 @@ def launch(tool: str, target: Target, workdir: Path) -> Launch:
         shutil.copy(ROOT / ".dlt" / "config.toml", settings / "config.toml")
         env["SOURCES__PLUSPLUS_REST__BASE_URL"] = target.api_url
         env["SOURCES__PLUSPLUS_REST__API_TOKEN"] = target.token
-        cmd = [
-            str(VENV_BIN / "lxp-sync"),
-            "run",
-            "plusplus_rest",
-            "--pipelines-dir",
-            str(workdir / "pipelines"),
-        ]
+        cmd = [str(VENV_BIN / "lxp-sync")]
+        if target.connector:
+            env["PYTHONPATH"] = str(Path(target.connector).resolve())
+            cmd = [str(python), "-m", "pipelines.cli"]
+        cmd += ["run", "plusplus_rest", "--pipelines-dir", str(workdir / "pipelines")]
         return Launch(cmd, env, workdir / "lxp_sync.duckdb", python)
     if tool in ("dlt_rest_api", "dlt_rest_api_parquet"):
         cmd = [*workers, "dlt_rest_api", target.api_url, target.token, str(workdir)]

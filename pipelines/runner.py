@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dlt
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.pipeline import Pipeline
 
@@ -15,14 +16,21 @@ from sources.core.errors import ConfigurationError
 
 log = logging.getLogger("lxp_sync")
 
-# dlt's default insert_values files made DuckDB loads slow and memory-hungry; parquet is fast.
-FILE_FORMATS = {"duckdb": "parquet", "bigquery": "parquet"}
+# The loader file format per destination, where dlt's default is not the best one:
+# - duckdb: dlt's default insert_values files made loads slow and memory-hungry; parquet is fast.
+# - postgres: insert_values (dlt's default for rows), also for Arrow tables. Not csv: dlt's COPY
+#   turns every empty string into NULL (FORCE_NULL), and the warehouse must equal the source.
+#   (dlt loads parquet into Postgres only through an ADBC driver.)
+# - bigquery: jsonl, also for Arrow tables (dlt converts them): BigQuery does not load JSON
+#   columns (lists, free-form fields) from parquet, which dlt would pick for Arrow tables.
+FILE_FORMATS = {"duckdb": "parquet", "postgres": "insert_values", "bigquery": "jsonl"}
 DEFAULT_DUCKDB_FILE = "lxp_sync.duckdb"
 
 
 @dataclass
 class RunOptions:
-    destination: str = "duckdb"
+    # a dlt destination name (credentials from dlt's settings) or a ready dlt destination object
+    destination: str | Destination = "duckdb"
     dataset: str | None = None
     pipelines_dir: str | None = None
     full_refresh: bool = False
@@ -57,9 +65,21 @@ def pipeline_name(source: str, destination: str) -> str:
     return f"lxp_sync_{source}" if destination == "duckdb" else f"lxp_sync_{source}_{destination}"
 
 
+def destination_name(destination: str | Destination) -> str:
+    """`postgres` for `"postgres"` and for `dlt.destinations.postgres(...)` alike."""
+    return destination if isinstance(destination, str) else destination.destination_name
+
+
+def destination_kind(destination: str | Destination) -> str:
+    """The kind of warehouse (`postgres`), also for a destination object with a name of its own."""
+    if isinstance(destination, str):
+        return destination
+    return destination.destination_type.rsplit(".", 1)[-1]
+
+
 def make_destination(options: RunOptions) -> Any:
     if options.destination != "duckdb":
-        return options.destination  # credentials from dlt's settings
+        return options.destination  # a name: credentials from dlt's settings; or an object
     path = options.duckdb_path
     if path is None:
         configured = dlt.config.get("destination.duckdb.credentials")
@@ -69,13 +89,16 @@ def make_destination(options: RunOptions) -> Any:
 
 def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
     """Run one source; raises on any failed load job (dlt's packages keep a rerun safe)."""
+    destination = destination_name(options.destination)
     pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name(spec.name, options.destination),
+        pipeline_name=pipeline_name(spec.name, destination),
         destination=make_destination(options),
         dataset_name=options.dataset or spec.name,
         pipelines_dir=options.pipelines_dir,
     )
-    file_format = options.loader_file_format or FILE_FORMATS.get(options.destination)
+    file_format = options.loader_file_format or FILE_FORMATS.get(
+        destination_kind(options.destination)
+    )
     contract = schema_contract(spec.name, options.schema_contract)
     if contract != "evolve" and not _has_loaded(pipeline, source.name):
         contract = "evolve"  # the first load creates the tables that the contract then guards

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 DLT_COLUMNS = {"_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_root_id"}
+
+# Every row of a loaded table (with dlt's `_dlt_*` columns), given the table's name.
+Rows = Callable[[str], list[dict[str, Any]]]
 
 
 def flatten(row: dict[str, Any], prefix: str = "") -> tuple[dict[str, Any], dict[str, list]]:
@@ -57,6 +62,16 @@ def duckdb_rows(path: str, dataset: str, table: str) -> list[dict[str, Any]]:
         cursor = con.execute(f'SELECT * FROM "{dataset}"."{table}"')
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def table_reader(where: Path | Rows, dataset: str) -> Rows:
+    """How a truth comparison reads loaded tables: from `where/warehouse.duckdb` (a test's workdir,
+    as `tests.helpers.sync` loads it), or with `where` itself when it is a reader already (any
+    destination: `tests/test_destinations.py`)."""
+    if callable(where):
+        return where
+    path = str(Path(where) / "warehouse.duckdb")
+    return lambda table: duckdb_rows(path, dataset, table)
 
 
 def diff_table(

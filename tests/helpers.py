@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dlt.common.destination import Destination
 from dlt.pipeline.pipeline import Pipeline
 
 from pipelines.registry import SOURCES
@@ -23,18 +24,35 @@ def sync(
     workdir: Path,
     *,
     dataset: str | None = None,
+    destination: str | Destination = "duckdb",
     **source_args: Any,
 ) -> Pipeline:
-    """One run of a source against the sandbox into `workdir/warehouse.duckdb`."""
+    """One run of a source against the sandbox into `workdir/warehouse.duckdb` (or `destination`,
+    a dlt destination object)."""
     spec = SOURCES[source_name]
     args = {**spec.sandbox_args(sandbox.url), **source_args}
     options = RunOptions(
-        destination="duckdb",
+        destination=destination,
         duckdb_path=str(workdir / "warehouse.duckdb"),
         pipelines_dir=str(workdir / "pipelines"),
         dataset=dataset or source_name,
     )
     return run_source(spec, spec.factory(**args), options)
+
+
+def sync_to(
+    warehouse: Any, source_name: str, sandbox: SandboxProcess, **source_args: Any
+) -> Pipeline:
+    """One run of a source into a test's warehouse (`tests.support`'s `destination` fixture),
+    its dataset and pipeline state the test's own."""
+    return sync(
+        source_name,
+        sandbox,
+        warehouse.workdir,
+        dataset=warehouse.dataset_name,
+        destination=warehouse.make(warehouse.dataset_name),
+        **source_args,
+    )
 
 
 def loaded_rows(pipeline: Pipeline) -> dict[str, int]:

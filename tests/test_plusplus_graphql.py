@@ -16,7 +16,7 @@ from pipelines.runner import RunOptions, run_source
 from sandbox.plusplus_graphql import API_TOKEN
 from sandbox.server import SandboxProcess
 from sources.plusplus import plusplus_graphql_source
-from tests.compare import diff_child_table, diff_table, duckdb_rows
+from tests.compare import Rows, diff_child_table, diff_table, table_reader
 from tests.helpers import error_line, loaded_rows, lxp_sync, sync
 
 API = "plusplus_graphql"
@@ -41,17 +41,13 @@ def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def warehouse(workdir: Path) -> str:
-    return str(workdir / "warehouse.duckdb")
-
-
-def rows_of(workdir: Path, table: str) -> list[dict[str, Any]]:
-    return duckdb_rows(warehouse(workdir), API, table)
+def rows_of(workdir: Path | Rows, table: str) -> list[dict[str, Any]]:
+    return table_reader(workdir, API)(table)
 
 
 def assert_connection_equals_truth(
     sandbox: SandboxProcess,
-    workdir: Path,
+    workdir: Path | Rows,
     connection: str,
     *,
     hard_delete: bool = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from sandbox.server import SandboxProcess
 from sources.plusplus.settings import REST_ENDPOINTS
-from tests.compare import diff_child_table, diff_table, duckdb_rows
+from tests.compare import Rows, diff_child_table, diff_table, duckdb_rows, table_reader
 from tests.helpers import loaded_rows, sync
 
 PAGE_SIZE = 100
@@ -31,18 +32,23 @@ EMBEDDED_COPIES = frozenset(
 
 
 def assert_warehouse_equals_truth(
-    sandbox: SandboxProcess, workdir: Path, ignore: frozenset[str] = frozenset()
+    sandbox: SandboxProcess,
+    workdir: Path | Rows,
+    ignore: frozenset[str] = frozenset(),
+    resources: Collection[str] = REST_ENDPOINTS,
 ) -> None:
-    warehouse = str(workdir / "warehouse.duckdb")
-    for resource in REST_ENDPOINTS:
+    rows = table_reader(workdir, "plusplus_rest")
+    for resource in resources:
         truth = sandbox.truth("plusplus_rest", resource)
-        loaded = duckdb_rows(warehouse, "plusplus_rest", resource)
+        loaded = rows(resource)
         assert len(truth) > 0, resource
         problems = diff_table(truth, loaded, "public_id", ignore=ignore)
         assert not problems, f"{resource}: {problems}"
+    if "content_items" not in resources:
+        return
     truth = sandbox.truth("plusplus_rest", "content_items")
-    parents = duckdb_rows(warehouse, "plusplus_rest", "content_items")
-    children = duckdb_rows(warehouse, "plusplus_rest", "content_items__groups")
+    parents = rows("content_items")
+    children = rows("content_items__groups")
     assert children, "content item groups should load as a child table"
     assert not diff_child_table(truth, parents, children, "public_id", "groups")
 

@@ -19,7 +19,7 @@ from sandbox.pluvo import CLIENT_ID, CLIENT_SECRET, MAX_PAGE_SIZE
 from sandbox.server import SandboxProcess
 from sources.core.errors import ConfigurationError
 from sources.pluvo.helpers import organization_root
-from tests.compare import diff_child_table, diff_table, duckdb_rows
+from tests.compare import Rows, diff_child_table, diff_table, duckdb_rows, table_reader
 from tests.helpers import error_line, loaded_rows, lxp_sync, sync
 
 # resource (table) -> the sandbox's connection
@@ -67,19 +67,19 @@ def as_loaded(row: dict[str, Any]) -> dict[str, Any]:
 
 def assert_warehouse_equals_truth(
     sandbox: SandboxProcess,
-    workdir: Path,
+    workdir: Path | Rows,
     resources: list[str] | None = None,
     dataset: str = "pluvo",
 ) -> None:
-    warehouse = str(workdir / "warehouse.duckdb")
+    rows = table_reader(workdir, dataset)
     for resource in resources or CONNECTIONS:
         truth = [as_loaded(row) for row in sandbox.truth("pluvo", CONNECTIONS[resource])]
-        loaded = duckdb_rows(warehouse, dataset, resource)
+        loaded = rows(resource)
         assert truth, resource
         problems = diff_table(truth, loaded, "id")
         assert not problems, f"{resource}: {problems}"
         if resource in LIST_FIELDS:
-            children = duckdb_rows(warehouse, dataset, f"{resource}__{LIST_FIELDS[resource]}")
+            children = rows(f"{resource}__{LIST_FIELDS[resource]}")
             problems = diff_child_table(truth, loaded, children, "id", LIST_FIELDS[resource])
             assert not problems, f"{resource}: {problems}"
 
