@@ -6,6 +6,7 @@ import re
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.core.errors import ConfigurationError, LxpSyncError
@@ -77,4 +78,11 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
     root = chain[-1] if len(chain) > 1 else exc
     first = (str(root).strip().splitlines() or [type(root).__name__])[0]
     where = f"{step.step} step failed: " if step is not None else ""
-    return redact(f"{source or 'lxp-sync'}: {where}{type(root).__name__}: {first}")[:500], 1
+    line = redact(f"{source or 'lxp-sync'}: {where}{type(root).__name__}: {first}")[:400]
+    at_destination = step is not None and step.step in ("sync", "load")
+    if at_destination or any(isinstance(e, DestinationConnectionError) for e in chain):
+        line += (
+            ". Check the destination's credentials: [destination.<name>] in .dlt/secrets.toml "
+            "or DESTINATION__<NAME>__CREDENTIALS"
+        )
+    return line, 1

@@ -549,6 +549,7 @@ def test_failed_postgres_connection_is_one_line_without_the_password(
         if not verbose:
             line = error_line(result.stderr)
             assert 'database "no_such_db" does not exist' in line, line
+            assert "DESTINATION__<NAME>__CREDENTIALS" in line
 
 
 def test_every_source_is_in_the_suite() -> None:
