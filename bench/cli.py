@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="per-request latency of the sandbox (default: 0 50; --quick: 0)",
     )
     parser.add_argument(
-        "--runs", type=int, help="runs per measurement, medians reported (default 3; --quick: 1)"
+        "--runs", type=int, help="runs per measurement, medians reported (default 2; --quick: 1)"
     )
     parser.add_argument(
         "--rate-limit",
@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.runs is None:
-        args.runs = 1 if args.quick else 3
+        args.runs = 1 if args.quick else 2
     scales = (
         [args.rows]
         if args.rows
