@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
@@ -49,7 +50,18 @@ from bench.workers import ceiling
 DEFAULT_SCALES = [10_000, 100_000]
 QUICK_SCALES = [2_000]
 CHANGED_SHARE = 0.01  # rows changed before the incremental run
-CONNECTOR_CONCURRENCY = 4  # the connector's default (`SOURCES__PLUSPLUS_REST__CONCURRENCY`)
+
+
+def _connector_concurrency() -> int:
+    """Pages in flight per resource as lxp-sync runs here: the project's `.dlt/config.toml`."""
+    try:
+        settings = tomllib.loads((ROOT / ".dlt" / "config.toml").read_text())
+        return int(settings["sources"]["plusplus_rest"]["concurrency"])
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
+        return 4  # the source's default
+
+
+CONNECTOR_CONCURRENCY = _connector_concurrency()
 RATE_LIMIT_MAX_SCALE = 100_000  # the rate-limit scenario runs at the largest scale up to this
 
 

@@ -392,7 +392,8 @@ METHOD = """\
 ## How to run
 
 ```
-python -m bench                      # 10k and 100k rows, 0 and 50 ms, 3 runs each
+python -m bench                      # 10k and 100k rows, 0 and 50 ms, 2 runs each (~25 min)
+python -m bench --runs 3             # what the results below used (38 min under load)
 python -m bench --with-1m            # adds the 1,000,000-row scale
 python -m bench --rows 50000 --latency-ms 50 --runs 1 --tools lxp_sync ceiling_concurrent
 python -m bench --quick              # smoke run (2,000 rows, 0 ms); writes into bench/results/
@@ -431,8 +432,9 @@ a few minutes, never timed).
   - `ceiling`: a plain httpx loop over every page of the six resources, decoding each body with
     orjson and dropping it; one request at a time.
   - `ceiling_concurrent`: the same with the connector's concurrency: resources in parallel,
-    4 pages in flight per resource (the connector's default `concurrency`), over one pool of 8
-    connections (the connector's pool size, `2 x concurrency`).
+    `concurrency` pages in flight per resource (read from the project's `.dlt/config.toml`,
+    as lxp-sync reads it: 4), over one pool of `2 x concurrency` connections (the connector's
+    pool size), so at most 8 requests in flight, as in lxp-sync.
   - `lxp_sync`: `lxp-sync run plusplus_rest` (the console script), configured through
     `SOURCES__PLUSPLUS_REST__*`, with the project's `.dlt/config.toml` copied into its working
     directory, into DuckDB.
@@ -491,7 +493,7 @@ def write_docs(results: dict[str, Any], md_path: Path, png_path: Path) -> None:
         "- project venv: " + ", ".join(f"{k} {v}" for k, v in packages.items()),
         "- Airbyte venv: "
         + (", ".join(f"{k} {v}" for k, v in airbyte.items()) if airbyte else "not used"),
-        f"- lxp-sync measured: {meta.get('connector', '?')}",
+        f"- lxp-sync measured: {meta.get('connector', 'not recorded by this run')}",
         f"- run: `{meta['command']}`, {meta['runs']} run(s) per measurement, started "
         f"{meta['started_at']}, {meta['duration_s'] / 60:.1f} minutes; load average "
         f"{meta['load_average_before'][0]} before, {meta['load_average_after'][0]} after "

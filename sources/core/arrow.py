@@ -59,6 +59,42 @@ def _column(values: list[Any], hint: dict[str, Any] | None) -> pa.Array:
 
 
 def to_arrow(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]]) -> pa.Table:
+    """One Arrow table for `rows`: hinted columns typed, others inferred, nested objects flattened.
+
+    Arrow infers the rows' shape in C++; rows it cannot unify (a field that is a number here and
+    an object there) take the slower row-by-row path, which keeps such a field as JSON text.
+    """
+    try:
+        return _to_arrow_fast(rows, hints)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return _to_arrow_rows(rows, hints)
+
+
+def _to_arrow_fast(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]]) -> pa.Table:
+    """Arrow infers one struct type over all rows in C++; flattening it names the columns."""
+    table = pa.Table.from_struct_array(pa.array(rows))
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    table = table.rename_columns([n.replace(".", "__") for n in table.column_names])
+    present = set(table.column_names)
+    arrays, fields = [], []
+    for name in {**dict.fromkeys(hints), **dict.fromkeys(table.column_names)}:
+        column = table.column(name) if name in present else pa.nulls(table.num_rows)
+        data_type = (hints.get(name) or {}).get("data_type")
+        if data_type in ARROW_TYPES:
+            target = ARROW_TYPES[data_type]
+            if column.type != target:
+                if data_type in _PARSED:
+                    column = column.cast(pa.string())
+                column = column.cast(target)
+        elif pa.types.is_null(column.type):
+            continue
+        arrays.append(column)
+        fields.append(pa.field(name, column.type, nullable=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _to_arrow_rows(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]]) -> pa.Table:
     """One Arrow table for `rows`: hinted columns typed, others inferred, nested objects flattened."""
     flat_rows = []
     names: dict[str, None] = dict.fromkeys(hints)

@@ -62,6 +62,7 @@ class RateLimitPacer:
         self._reset_at = 0.0  # inf: a window began, its end not known yet
         self._sent = 0
         self._window_first_ticket = 0  # answers to requests sent before it speak of an old window
+        self._in_flight = 0
 
     def acquire(self) -> int:
         """Wait for a slot; returns the request's ticket for `release`."""
@@ -69,13 +70,15 @@ class RateLimitPacer:
             while True:
                 now = time.monotonic()
                 if self._remaining is not None and now >= self._reset_at:
-                    self._remaining = self._limit
+                    # requests still in flight may land in the new window
+                    self._remaining = None if self._limit is None else self._limit - self._in_flight
                     self._reset_at = float("inf")
                     self._window_first_ticket = self._sent + 1
                 if self._remaining is None or self._remaining > 0:
                     if self._remaining is not None:
                         self._remaining -= 1
                     self._sent += 1
+                    self._in_flight += 1
                     return self._sent
                 timeout = None if self._reset_at == float("inf") else self._reset_at - now
                 self._cond.wait(timeout=max(0.001, timeout) if timeout is not None else 1.0)
@@ -84,6 +87,7 @@ class RateLimitPacer:
         self, ticket: int, headers: Mapping[str, str] | None, retry_after: float | None = None
     ) -> None:
         with self._cond:
+            self._in_flight -= 1
             now = time.monotonic()
             if retry_after is not None:
                 self._remaining, self._reset_at = 0, now + retry_after

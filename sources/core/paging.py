@@ -44,7 +44,8 @@ def fetch_in_order(
 ) -> Iterator[T]:
     """Fetch pages with up to `concurrency` requests in flight; yield results in page order.
 
-    At most `concurrency` pages wait in memory, so a long resource streams instead of piling up.
+    Up to `2 * concurrency` pages are queued, so the workers keep fetching while the consumer
+    converts a batch; no more wait in memory, so a long resource streams instead of piling up.
     """
     if concurrency <= 1:
         for page in pages:
@@ -55,7 +56,7 @@ def fetch_in_order(
         try:
             for page in pages:
                 pending.append(pool.submit(fetch, page))
-                if len(pending) >= concurrency:
+                if len(pending) >= 2 * concurrency:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import dlt
+from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.core.arrow import batched_arrow
@@ -133,4 +134,36 @@ def plusplus_graphql_source(
         yield connection_resource(gql, connection, options)
 
 
-__all__ = ["plusplus_graphql_source", "plusplus_rest_source"]
+@with_config(sections=("sources", "plusplus_rest"))
+def check_plusplus_rest(
+    base_url: str = dlt.config.value, api_token: str = dlt.secrets.value, timeout_s: float = 30.0
+) -> str:
+    with ApiClient(
+        base_url.rstrip("/") + "/",
+        TokenAuth(api_token, "Bearer"),
+        timeout=timeout_s,
+        retry=RetryPolicy(max_retries=2),
+    ) as client:
+        body = client.get_json("users/", params={"page_size": 1}, resource="plusplus_rest.users")
+    total = body.get("meta", {}).get("total_count")
+    return f"token accepted; {total} users visible"
+
+
+@with_config(sections=("sources", "plusplus_graphql"))
+def check_plusplus_graphql(
+    base_url: str = dlt.config.value, api_token: str = dlt.secrets.value, timeout_s: float = 30.0
+) -> str:
+    gql = graphql_client(base_url, api_token, timeout_s=timeout_s, max_retries=2)
+    try:
+        data = gql.execute("{ __typename }", resource="plusplus_graphql")
+    finally:
+        gql.api.close()
+    return f"token accepted; query root {data.get('__typename')}"
+
+
+__all__ = [
+    "check_plusplus_graphql",
+    "check_plusplus_rest",
+    "plusplus_graphql_source",
+    "plusplus_rest_source",
+]

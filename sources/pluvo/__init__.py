@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import dlt
+from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from sources.core.connections import ConnectionOptions, connection_resource
 from sources.core.selection import select_resources
-from sources.pluvo.helpers import organization_root, pluvo_client, resource_names
+from sources.pluvo.helpers import (
+    check_connection,
+    organization_root,
+    pluvo_client,
+    resource_names,
+)
 from sources.pluvo.settings import CURSOR_FIELDS, DEFAULT_SCOPES, MAX_PAGE_SIZE, PRIMARY_KEY
 
 
@@ -55,4 +61,28 @@ def pluvo_source(
         yield connection_resource(gql, connection, options, name=name)
 
 
-__all__ = ["pluvo_source"]
+@with_config(sections=("sources", "pluvo"))
+def check_pluvo(
+    base_url: str = dlt.config.value,
+    client_id: str = dlt.config.value,
+    client_secret: str = dlt.secrets.value,
+    scopes: str = DEFAULT_SCOPES,
+    timeout_s: float = 30.0,
+    token_cache_path: str | None = None,
+) -> str:
+    gql, auth = pluvo_client(
+        organization_root(base_url),
+        client_id,
+        client_secret,
+        scopes,
+        max_retries=2,
+        timeout_s=timeout_s,
+        token_cache_path=token_cache_path,
+    )
+    try:
+        return check_connection(gql, auth)
+    finally:
+        gql.api.close()
+
+
+__all__ = ["check_pluvo", "pluvo_source"]
