@@ -60,6 +60,8 @@ def base_env(workdir: Path) -> dict[str, str]:
     }
     env["DLT_DATA_DIR"] = str(workdir / "dlt_data")
     env["PYTHONPATH"] = str(ROOT)
+    # the peers run dlt too: no usage telemetry leaves this machine during a benchmark
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     return env
 
 
