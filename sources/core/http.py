@@ -46,6 +46,10 @@ class RetryPolicy:
         return jittered
 
 
+# wait this long past the announced reset: the server's clock and ours disagree by a little
+RESET_GUARD_S = 0.05
+
+
 class RateLimitPacer:
     """Slows requests down before the API refuses them, from the `X-RateLimit-*` headers.
 
@@ -69,9 +73,11 @@ class RateLimitPacer:
         with self._cond:
             while True:
                 now = time.monotonic()
-                if self._remaining is not None and now >= self._reset_at:
-                    # requests still in flight may land in the new window
-                    self._remaining = None if self._limit is None else self._limit - self._in_flight
+                if self._remaining is not None and now >= self._reset_at + RESET_GUARD_S:
+                    # requests still in flight may land in the new window; one spare slot
+                    # absorbs a server whose window starts a moment after ours
+                    limit = self._limit
+                    self._remaining = None if limit is None else limit - self._in_flight - 1
                     self._reset_at = float("inf")
                     self._window_first_ticket = self._sent + 1
                 if self._remaining is None or self._remaining > 0:
@@ -80,7 +86,9 @@ class RateLimitPacer:
                     self._sent += 1
                     self._in_flight += 1
                     return self._sent
-                timeout = None if self._reset_at == float("inf") else self._reset_at - now
+                timeout = (
+                    None if self._reset_at == float("inf") else self._reset_at + RESET_GUARD_S - now
+                )
                 self._cond.wait(timeout=max(0.001, timeout) if timeout is not None else 1.0)
 
     def release(
