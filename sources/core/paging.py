@@ -7,12 +7,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pendulum
 
 log = logging.getLogger("lxp_sync")
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO-8601 text (`Z` or an offset; naive means UTC) as an aware datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_datetimes(rows: list[dict[str, Any]], field_name: str) -> None:
@@ -24,7 +30,7 @@ def parse_datetimes(rows: list[dict[str, Any]], field_name: str) -> None:
     for row in rows:
         value = row.get(field_name)
         if isinstance(value, str):
-            row[field_name] = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            row[field_name] = parse_iso(value)
 
 
 def iso_text(value: Any) -> str:

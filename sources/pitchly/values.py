@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
+from sources.core.paging import parse_iso
 from sources.pitchly.naming import Column
 from sources.pitchly.settings import PRIMARY_KEY, STRING_VALUE
 
@@ -51,10 +52,9 @@ def moment(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _json(raw: Any) -> Any:

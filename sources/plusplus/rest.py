@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from sources.core.http import ApiClient
-from sources.core.paging import Progress, fetch_in_order, iso_text
+from sources.core.paging import Progress, fetch_in_order, iso_text, parse_iso
 from sources.plusplus.settings import RestEndpoint
 
 
@@ -82,10 +82,6 @@ def row_hash(row: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-def _moment(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def drop_unchanged(
     pages: Iterable[list[dict[str, Any]]],
     state: MutableMapping[str, Any],
@@ -113,7 +109,7 @@ def drop_unchanged(
             value = row.get(cursor)
             if value:
                 fresh[key] = [value, digest]
-                moment = _moment(value)
+                moment = parse_iso(value)
                 if newest is None or moment > newest:
                     newest = moment
         if len(fresh) > prune_at and newest is not None:
@@ -127,4 +123,4 @@ def drop_unchanged(
 
 
 def _inside(hashes: dict[str, list[str]], start: datetime) -> dict[str, list[str]]:
-    return {key: pair for key, pair in hashes.items() if _moment(pair[0]) >= start}
+    return {key: pair for key, pair in hashes.items() if parse_iso(pair[0]) >= start}
