@@ -1,6 +1,6 @@
 """`python -m bench`: start the sandbox, time every tool on the same data, write the results.
 
-For each scale, one sandbox (`python -m sandbox` in a child process); for each latency, every
+For each scale, one sandbox (`python -m lxp_sync_sandbox` in a child process); for each latency, every
 full-sync tool `--runs` times, interleaved (tool A, tool B, ..., then again), each run a fresh
 process in a fresh directory. Then, at each latency, the incremental scenario (a full lxp-sync
 run, 1% of the rows changed through `/_sandbox/mutate`, an incremental run), and once the
@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--connector",
         help="measure the lxp-sync in this directory (a checkout or a scratch copy) with "
-        "`python -m pipelines.cli` instead of this tree's `lxp-sync` command",
+        "`python -m lxp_sync.pipelines.cli` instead of this tree's `lxp-sync` command",
     )
     parser.add_argument(
         "--render",
@@ -269,8 +269,8 @@ class Session:
     """One sandbox at one scale, and the scenarios run against it."""
 
     def __init__(self, scale: int, args: argparse.Namespace) -> None:
-        from sandbox.plusplus_rest import API_TOKEN
-        from sandbox.server import SandboxProcess
+        from lxp_sync_sandbox.plusplus_rest import API_TOKEN
+        from lxp_sync_sandbox.server import SandboxProcess
 
         self.scale, self.args = scale, args
         self.sandbox = SandboxProcess(rows=scale, seed=args.seed)

@@ -407,7 +407,7 @@ a few minutes, never timed).
 
 ## Method
 
-- **Data**: the bundled sandbox (`python -m sandbox`, a child process on 127.0.0.1) at each
+- **Data**: the bundled sandbox (`python -m lxp_sync_sandbox`, a child process on 127.0.0.1) at each
   scale, PlusPlus REST API, six resources: users, groups, articles, content_items,
   assignments, enrollments (`rows` is the sum of their `meta.total_count`; the sandbox's
   `--rows` is the scale). Pages of 100 rows. The latency (`--latency-ms`) is added by the sandbox

@@ -84,7 +84,7 @@ def launch(tool: str, target: Target, workdir: Path) -> Launch:
         cmd = [str(VENV_BIN / "lxp-sync")]
         if target.connector:
             env["PYTHONPATH"] = str(Path(target.connector).resolve())
-            cmd = [str(python), "-m", "pipelines.cli"]
+            cmd = [str(python), "-m", "lxp_sync.pipelines.cli"]
         cmd += ["run", "plusplus_rest", "--pipelines-dir", str(workdir / "pipelines")]
         return Launch(cmd, env, workdir / "lxp_sync.duckdb", python)
     if tool in ("dlt_rest_api", "dlt_rest_api_parquet"):

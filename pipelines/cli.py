@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import explain
-from pipelines.registry import SOURCES
-from pipelines.runner import RunOptions, row_counts, run_source, smoke_check
+from lxp_sync.pipelines.errors import explain
+from lxp_sync.pipelines.registry import SOURCES
+from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
 
 log = logging.getLogger("lxp_sync")
 
@@ -108,7 +108,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
-        from sandbox.server import serve
+        from lxp_sync_sandbox.server import serve
 
         serve(args.host, args.port, args.rows, args.seed, args.latency_ms, args.rate_limit)
         return 0
@@ -117,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.source}: ok, {fact}")
         return 0
     if args.command == "status":
-        from pipelines.runner import status_lines
+        from lxp_sync.pipelines.runner import status_lines
 
         for line in status_lines(args.source, args.destination, args.pipelines_dir):
             print(line)
@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sandbox.server import SandboxProcess
+    from lxp_sync_sandbox.server import SandboxProcess
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

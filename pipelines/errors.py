@@ -9,7 +9,7 @@ from dlt.common.schema.exceptions import DataValidationError
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.core.errors import ConfigurationError, LxpSyncError
+from lxp_sync.sources.core.errors import ConfigurationError, LxpSyncError
 
 # user:password@ in connection strings, and token-looking query parameters
 _SECRETS = [

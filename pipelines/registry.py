@@ -40,19 +40,19 @@ def _load(target: str) -> Any:
 
 
 def _plusplus_rest_sandbox(sandbox_url: str) -> dict[str, Any]:
-    from sandbox.plusplus_rest import API_TOKEN
+    from lxp_sync_sandbox.plusplus_rest import API_TOKEN
 
     return {"base_url": f"{sandbox_url}/plusplus_rest/api/v1", "api_token": API_TOKEN}
 
 
 def _plusplus_graphql_sandbox(sandbox_url: str) -> dict[str, Any]:
-    from sandbox.plusplus_graphql import API_TOKEN
+    from lxp_sync_sandbox.plusplus_graphql import API_TOKEN
 
     return {"base_url": f"{sandbox_url}/plusplus_graphql/graphql/", "api_token": API_TOKEN}
 
 
 def _pluvo_sandbox(sandbox_url: str) -> dict[str, Any]:
-    from sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET
+    from lxp_sync_sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET
 
     return {
         "base_url": f"{sandbox_url}/pluvo/",
@@ -63,7 +63,7 @@ def _pluvo_sandbox(sandbox_url: str) -> dict[str, Any]:
 
 
 def _pitchly_sandbox(sandbox_url: str) -> dict[str, Any]:
-    from sandbox.pitchly import CLIENT_ID, CLIENT_SECRET
+    from lxp_sync_sandbox.pitchly import CLIENT_ID, CLIENT_SECRET
 
     return {
         "graphql_url": f"{sandbox_url}/pitchly/graphql",
@@ -79,29 +79,29 @@ SOURCES: dict[str, SourceSpec] = {
     for spec in [
         SourceSpec(
             name="plusplus_rest",
-            source_function="sources.plusplus:plusplus_rest_source",
-            check_function="sources.plusplus:check_plusplus_rest",
+            source_function="lxp_sync.sources.plusplus:plusplus_rest_source",
+            check_function="lxp_sync.sources.plusplus:check_plusplus_rest",
             sandbox_args=_plusplus_rest_sandbox,
             description="PlusPlus Public REST API",
         ),
         SourceSpec(
             name="plusplus_graphql",
-            source_function="sources.plusplus:plusplus_graphql_source",
-            check_function="sources.plusplus:check_plusplus_graphql",
+            source_function="lxp_sync.sources.plusplus:plusplus_graphql_source",
+            check_function="lxp_sync.sources.plusplus:check_plusplus_graphql",
             sandbox_args=_plusplus_graphql_sandbox,
             description="PlusPlus GraphQL API, every connection found by introspection",
         ),
         SourceSpec(
             name="pluvo",
-            source_function="sources.pluvo:pluvo_source",
-            check_function="sources.pluvo:check_pluvo",
+            source_function="lxp_sync.sources.pluvo:pluvo_source",
+            check_function="lxp_sync.sources.pluvo:check_pluvo",
             sandbox_args=_pluvo_sandbox,
             description="Pluvo GraphQL API (OAuth2), every paginated connection",
         ),
         SourceSpec(
             name="pitchly",
-            source_function="sources.pitchly:pitchly_source",
-            check_function="sources.pitchly:check_pitchly",
+            source_function="lxp_sync.sources.pitchly:pitchly_source",
+            check_function="lxp_sync.sources.pitchly:check_pitchly",
             sandbox_args=_pitchly_sandbox,
             description="Pitchly GraphQL API, one typed table per Pitchly table",
         ),

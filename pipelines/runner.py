@@ -12,7 +12,7 @@ from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.pipeline import Pipeline
 
-from sources.core.errors import ConfigurationError
+from lxp_sync.sources.core.errors import ConfigurationError
 
 log = logging.getLogger("lxp_sync")
 

@@ -2,7 +2,7 @@
 
 import argparse
 
-from sandbox.server import serve
+from lxp_sync_sandbox.server import serve
 
 
 def main() -> None:

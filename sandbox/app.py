@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from sandbox.base import Api, json_response
+from lxp_sync_sandbox.base import Api, json_response
 
 
 @dataclass
@@ -234,7 +234,7 @@ def create_app(config: SandboxConfig | None = None, apis: list[Api] | None = Non
     """Build the sandbox ASGI app with every vendor API (or the given ones)."""
     config = config or SandboxConfig()
     if apis is None:
-        from sandbox.registry import default_apis
+        from lxp_sync_sandbox.registry import default_apis
 
         apis = default_apis(config)
     state = SandboxState(config=config, apis={api.name: api for api in apis})

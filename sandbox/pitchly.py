@@ -115,8 +115,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.base import Api, json_response
-from sandbox.pitchly_data import (
+from lxp_sync_sandbox.base import Api, json_response
+from lxp_sync_sandbox.pitchly_data import (
     ATTACHMENT,
     BOOLEAN,
     COMPUTED_TYPES,
@@ -135,7 +135,7 @@ from sandbox.pitchly_data import (
     Table,
     make_field,
 )
-from sandbox.pitchly_graphql import UNAUTHENTICATED_MESSAGE, Caller, PitchlyGraphQL
+from lxp_sync_sandbox.pitchly_graphql import UNAUTHENTICATED_MESSAGE, Caller, PitchlyGraphQL
 
 CLIENT_ID = "sandbox-pitchly-client"
 CLIENT_SECRET = "sandbox-pitchly-secret"

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any
 
-from sandbox.base import EPOCH, now
+from lxp_sync_sandbox.base import EPOCH, now
 
 ORGANIZATION_ID = "org_sandbox"
 

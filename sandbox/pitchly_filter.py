@@ -33,8 +33,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.base import parse_iso
-from sandbox.pitchly_data import (
+from lxp_sync_sandbox.base import parse_iso
+from lxp_sync_sandbox.pitchly_data import (
     ATTACHMENT,
     BOOLEAN,
     CREATED_AT,

@@ -35,8 +35,8 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
-from sandbox.pitchly_data import Organization, Page, Record, Table
-from sandbox.pitchly_filter import FilterError, compile_filter
+from lxp_sync_sandbox.pitchly_data import Organization, Page, Record, Table
+from lxp_sync_sandbox.pitchly_filter import FilterError, compile_filter
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -74,9 +74,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.base import Api
-from sandbox.plusplus_graphql_data import ENTITIES, Store, url_expiry
-from sandbox.plusplus_graphql_schema import (
+from lxp_sync_sandbox.base import Api
+from lxp_sync_sandbox.plusplus_graphql_data import ENTITIES, Store, url_expiry
+from lxp_sync_sandbox.plusplus_graphql_schema import (
     Selection,
     build_schema,
     compile_connection,

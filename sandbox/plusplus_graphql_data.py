@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.base import EPOCH, OFFSETS, now
+from lxp_sync_sandbox.base import EPOCH, OFFSETS, now
 
 # -- the entity catalogue -------------------------------------------------------------------------
 

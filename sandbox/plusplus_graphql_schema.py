@@ -41,7 +41,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from sandbox.plusplus_graphql_data import (
+from lxp_sync_sandbox.plusplus_graphql_data import (
     ENTITIES,
     ENUMS,
     EntitySpec,

@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.base import Api
-from sandbox.plusplus_rest_data import (
+from lxp_sync_sandbox.base import Api
+from lxp_sync_sandbox.plusplus_rest_data import (
     ASSIGNMENT_STATES,
     ATTENDANCE_METHODS,
     ENROLLMENT_STATUSES,

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sandbox.base import EPOCH, OFFSETS, iso, now
+from lxp_sync_sandbox.base import EPOCH, OFFSETS, iso, now
 
 ENTITIES = ["users", "groups", "articles", "content_items", "assignments", "enrollments"]
 

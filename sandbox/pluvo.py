@@ -97,7 +97,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from sandbox.base import EPOCH, OFFSETS, Api, iso, json_response, now, seeded_uuid
+from lxp_sync_sandbox.base import EPOCH, OFFSETS, Api, iso, json_response, now, seeded_uuid
 
 CLIENT_ID = "sandbox-pluvo-client"
 CLIENT_SECRET = "sandbox-pluvo-secret"

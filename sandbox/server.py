@@ -29,7 +29,7 @@ def serve(
     """Serve every sandbox API until interrupted."""
     import uvicorn
 
-    from sandbox.app import SandboxConfig, create_app
+    from lxp_sync_sandbox.app import SandboxConfig, create_app
 
     config = SandboxConfig(rows=rows, seed=seed, latency_ms=latency_ms, rate_limit=rate_limit)
     app = create_app(config)
@@ -71,7 +71,7 @@ class SandboxProcess:
         cmd = [
             sys.executable,
             "-m",
-            "sandbox",
+            "lxp_sync_sandbox",
             "--port",
             str(self.port),
             "--rows",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.server import SandboxProcess
+from lxp_sync_sandbox.server import SandboxProcess
 
 pytest_plugins = ["tests.support.destinations"]
 

@@ -11,9 +11,9 @@ from typing import Any
 from dlt.common.destination import Destination
 from dlt.pipeline.pipeline import Pipeline
 
-from pipelines.registry import SOURCES
-from pipelines.runner import RunOptions, run_source
-from sandbox.server import SandboxProcess
+from lxp_sync.pipelines.registry import SOURCES
+from lxp_sync.pipelines.runner import RunOptions, run_source
+from lxp_sync_sandbox.server import SandboxProcess
 
 LXP_SYNC = str(Path(sys.executable).with_name("lxp-sync"))
 

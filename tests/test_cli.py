@@ -6,9 +6,9 @@ from pathlib import Path
 
 import duckdb
 
-from sandbox.plusplus_rest import API_TOKEN
-from sandbox.server import SandboxProcess, free_port
-from sources.plusplus.settings import REST_ENDPOINTS
+from lxp_sync.sources.plusplus.settings import REST_ENDPOINTS
+from lxp_sync_sandbox.plusplus_rest import API_TOKEN
+from lxp_sync_sandbox.server import SandboxProcess, free_port
 from tests.helpers import error_line, lxp_sync
 
 

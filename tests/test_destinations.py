@@ -27,10 +27,10 @@ import orjson
 import pytest
 from dlt.pipeline.pipeline import Pipeline
 
-from pipelines.registry import SOURCES
-from pipelines.runner import pipeline_name
-from sandbox.plusplus_rest import API_TOKEN
-from sandbox.server import SandboxProcess
+from lxp_sync.pipelines.registry import SOURCES
+from lxp_sync.pipelines.runner import pipeline_name
+from lxp_sync_sandbox.plusplus_rest import API_TOKEN
+from lxp_sync_sandbox.server import SandboxProcess
 from tests import test_pitchly as pitchly
 from tests import test_plusplus_graphql as plusplus_graphql
 from tests import test_plusplus_rest as plusplus_rest

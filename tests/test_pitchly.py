@@ -15,13 +15,18 @@ import jwt
 import orjson
 import pytest
 
-from pipelines.registry import SOURCES
-from pipelines.runner import RunOptions, run_source
-from sandbox.pitchly import CLIENT_ID, CLIENT_SECRET, INITIAL_REFRESH_TOKEN, ORGANIZATION_ID
-from sandbox.server import SandboxProcess
-from sources.core.auth import PitchlyJWTAuth
-from sources.core.errors import ConfigurationError
-from sources.pitchly.naming import assign_table_names, column_layout, identifier
+from lxp_sync.pipelines.registry import SOURCES
+from lxp_sync.pipelines.runner import RunOptions, run_source
+from lxp_sync.sources.core.auth import PitchlyJWTAuth
+from lxp_sync.sources.core.errors import ConfigurationError
+from lxp_sync.sources.pitchly.naming import assign_table_names, column_layout, identifier
+from lxp_sync_sandbox.pitchly import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    INITIAL_REFRESH_TOKEN,
+    ORGANIZATION_ID,
+)
+from lxp_sync_sandbox.server import SandboxProcess
 from tests.compare import diff_table, duckdb_rows
 from tests.helpers import error_line, loaded_rows, lxp_sync, sync
 

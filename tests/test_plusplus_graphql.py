@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from pipelines.errors import explain
-from pipelines.registry import SOURCES
-from pipelines.runner import RunOptions, run_source
-from sandbox.plusplus_graphql import API_TOKEN
-from sandbox.server import SandboxProcess
-from sources.plusplus import plusplus_graphql_source
+from lxp_sync.pipelines.errors import explain
+from lxp_sync.pipelines.registry import SOURCES
+from lxp_sync.pipelines.runner import RunOptions, run_source
+from lxp_sync.sources.plusplus import plusplus_graphql_source
+from lxp_sync_sandbox.plusplus_graphql import API_TOKEN
+from lxp_sync_sandbox.server import SandboxProcess
 from tests.compare import Rows, diff_child_table, diff_table, table_reader
 from tests.helpers import error_line, loaded_rows, lxp_sync, sync
 

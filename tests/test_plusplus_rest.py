@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.server import SandboxProcess
-from sources.plusplus.settings import REST_ENDPOINTS
+from lxp_sync.sources.plusplus.settings import REST_ENDPOINTS
+from lxp_sync_sandbox.server import SandboxProcess
 from tests.compare import Rows, diff_child_table, diff_table, duckdb_rows, table_reader
 from tests.helpers import loaded_rows, sync
 

@@ -14,11 +14,11 @@ import pytest
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.errors import explain
-from sandbox.pluvo import CLIENT_ID, CLIENT_SECRET, MAX_PAGE_SIZE
-from sandbox.server import SandboxProcess
-from sources.core.errors import ConfigurationError
-from sources.pluvo.helpers import organization_root
+from lxp_sync.pipelines.errors import explain
+from lxp_sync.sources.core.errors import ConfigurationError
+from lxp_sync.sources.pluvo.helpers import organization_root
+from lxp_sync_sandbox.pluvo import CLIENT_ID, CLIENT_SECRET, MAX_PAGE_SIZE
+from lxp_sync_sandbox.server import SandboxProcess
 from tests.compare import Rows, diff_child_table, diff_table, duckdb_rows, table_reader
 from tests.helpers import error_line, loaded_rows, lxp_sync, sync
 

@@ -12,15 +12,15 @@ import httpx
 import jwt
 import pytest
 
-from sandbox.app import SandboxConfig
-from sandbox.pitchly import (
+from lxp_sync_sandbox.app import SandboxConfig
+from lxp_sync_sandbox.pitchly import (
     CLIENT_ID,
     CLIENT_SECRET,
     INITIAL_REFRESH_TOKEN,
     ORGANIZATION_ID,
     build,
 )
-from sandbox.server import SandboxProcess
+from lxp_sync_sandbox.server import SandboxProcess
 
 API = "pitchly"
 RECORDS_QUERY = """

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.base import parse_iso
-from sandbox.plusplus_graphql import API_TOKEN, PlusPlusGraphqlApi
-from sandbox.server import SandboxProcess
+from lxp_sync_sandbox.base import parse_iso
+from lxp_sync_sandbox.plusplus_graphql import API_TOKEN, PlusPlusGraphqlApi
+from lxp_sync_sandbox.server import SandboxProcess
 
 API = "plusplus_graphql"
 CONNECTIONS = [

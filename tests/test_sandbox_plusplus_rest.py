@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.base import now, parse_iso
-from sandbox.plusplus_rest import API_TOKEN, ENTITIES
-from sandbox.server import SandboxProcess
+from lxp_sync_sandbox.base import now, parse_iso
+from lxp_sync_sandbox.plusplus_rest import API_TOKEN, ENTITIES
+from lxp_sync_sandbox.server import SandboxProcess
 
 API = "plusplus_rest"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

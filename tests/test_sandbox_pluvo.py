@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.base import parse_iso
-from sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET, MAX_PAGE_SIZE, PluvoApi
-from sandbox.server import SandboxProcess
+from lxp_sync_sandbox.base import parse_iso
+from lxp_sync_sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET, MAX_PAGE_SIZE, PluvoApi
+from lxp_sync_sandbox.server import SandboxProcess
 
 CONNECTIONS = {
     "paginatedUsers": "User",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET
-from sandbox.server import SandboxProcess
+from lxp_sync_sandbox.pluvo import ALL_SCOPES, CLIENT_ID, CLIENT_SECRET
+from lxp_sync_sandbox.server import SandboxProcess
 from tests.compare import duckdb_rows
 from tests.helpers import error_line, lxp_sync
 

@@ -1,8 +1,13 @@
 """The shared core: one HTTP client (auth, retries, pacing, errors), GraphQL and paging."""
 
-from sources.core.auth import OAuth2ClientCredentials, RenewableTokenAuth, TokenAuth, TokenCache
-from sources.core.errors import LxpSyncError
-from sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.auth import (
+    OAuth2ClientCredentials,
+    RenewableTokenAuth,
+    TokenAuth,
+    TokenCache,
+)
+from lxp_sync.sources.core.errors import LxpSyncError
+from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 
 __all__ = [
     "ApiClient",

@@ -19,13 +19,13 @@ import httpx
 import jwt
 import orjson
 
-from sources.core.errors import (
+from lxp_sync.sources.core.errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectionFailedError,
     ResponseFormatError,
 )
-from sources.core.http import USER_AGENT, request_id_of
+from lxp_sync.sources.core.http import USER_AGENT, request_id_of
 
 log = logging.getLogger("lxp_sync")
 

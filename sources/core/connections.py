@@ -13,15 +13,15 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from sources.core.errors import DataMismatchError
-from sources.core.graphql import (
+from lxp_sync.sources.core.errors import DataMismatchError
+from lxp_sync.sources.core.graphql import (
     Connection,
     GraphQLClient,
     IntrospectedSchema,
     relay_pages,
     unwrap,
 )
-from sources.core.paging import iso_text, parse_datetimes
+from lxp_sync.sources.core.paging import iso_text, parse_datetimes
 
 # GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
 # (a timestamp column that is null on the first page, ids that look like numbers).

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.core.errors import (
+from lxp_sync.sources.core.errors import (
     AuthenticationError,
     GraphQLQueryError,
     PermissionDeniedError,
 )
-from sources.core.http import ApiClient, request_id_of
-from sources.core.paging import Progress
+from lxp_sync.sources.core.http import ApiClient, request_id_of
+from lxp_sync.sources.core.paging import Progress
 
 INTROSPECTION_QUERY = """
 query LxpIntrospection {

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from sources.core.errors import (
+from lxp_sync.sources.core.errors import (
     AuthenticationError,
     ConnectionFailedError,
     LxpSyncError,

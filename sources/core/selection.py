@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
-from sources.core.errors import ConfigurationError
+from lxp_sync.sources.core.errors import ConfigurationError
 
 T = TypeVar("T")
 

@@ -11,10 +11,10 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
-from sources.core.errors import ConfigurationError
-from sources.core.graphql import Connection, GraphQLClient
-from sources.core.selection import select_resources
-from sources.pitchly.helpers import (
+from lxp_sync.sources.core.errors import ConfigurationError
+from lxp_sync.sources.core.graphql import Connection, GraphQLClient
+from lxp_sync.sources.core.selection import select_resources
+from lxp_sync.sources.pitchly.helpers import (
     SOURCE,
     Catalog,
     as_list,
@@ -24,9 +24,9 @@ from sources.pitchly.helpers import (
     make_auth,
     table_settings,
 )
-from sources.pitchly.naming import column_hints, column_layout
-from sources.pitchly.records import RecordsOptions, TableNames, TablePlan, records_resource
-from sources.pitchly.settings import (
+from lxp_sync.sources.pitchly.naming import column_hints, column_layout
+from lxp_sync.sources.pitchly.records import RecordsOptions, TableNames, TablePlan, records_resource
+from lxp_sync.sources.pitchly.settings import (
     CREATED_AT,
     GRAPHQL_URL,
     JWT_LIFETIME_S,

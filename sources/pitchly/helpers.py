@@ -8,18 +8,18 @@ from typing import Any
 
 import orjson
 
-from sources.core.auth import (
+from lxp_sync.sources.core.auth import (
     OAuth2ClientCredentials,
     PitchlyJWTAuth,
     RefreshTokenAuth,
     RefreshTokenStore,
     RenewableTokenAuth,
 )
-from sources.core.errors import AuthenticationError, ConfigurationError
-from sources.core.graphql import GraphQLClient, IntrospectedSchema, unwrap
-from sources.core.http import ApiClient, RetryPolicy
-from sources.pitchly.naming import configured_name, default_table_name
-from sources.pitchly.settings import AUTH_MODES
+from lxp_sync.sources.core.errors import AuthenticationError, ConfigurationError
+from lxp_sync.sources.core.graphql import GraphQLClient, IntrospectedSchema, unwrap
+from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.pitchly.naming import configured_name, default_table_name
+from lxp_sync.sources.pitchly.settings import AUTH_MODES
 
 SOURCE = "pitchly"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from sources.pitchly.settings import (
+from lxp_sync.sources.pitchly.settings import (
     FIELD_COLUMNS,
     LOOKUP,
     LOOKUP_EXTRA,

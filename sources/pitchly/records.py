@@ -32,11 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
-from sources.core.errors import GraphQLQueryError
-from sources.core.graphql import Connection, GraphQLClient, relay_pages
-from sources.pitchly.naming import Column, assign_table_names, layout_signature
-from sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION
-from sources.pitchly.values import PageConverter, iso, moment
+from lxp_sync.sources.core.errors import GraphQLQueryError
+from lxp_sync.sources.core.graphql import Connection, GraphQLClient, relay_pages
+from lxp_sync.sources.pitchly.naming import Column, assign_table_names, layout_signature
+from lxp_sync.sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION
+from lxp_sync.sources.pitchly.values import PageConverter, iso, moment
 
 log = logging.getLogger("lxp_sync")
 

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
-from sources.core.paging import parse_iso
-from sources.pitchly.naming import Column
-from sources.pitchly.settings import PRIMARY_KEY, STRING_VALUE
+from lxp_sync.sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
+from lxp_sync.sources.core.paging import parse_iso
+from lxp_sync.sources.pitchly.naming import Column
+from lxp_sync.sources.pitchly.settings import PRIMARY_KEY, STRING_VALUE
 
 
 def _text(raw: Any) -> Any:

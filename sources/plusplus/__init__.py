@@ -10,15 +10,15 @@ import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from sources.core.arrow import batched_arrow
-from sources.core.auth import TokenAuth
-from sources.core.connections import connection_resource
-from sources.core.http import ApiClient, RetryPolicy
-from sources.core.paging import parse_datetimes
-from sources.core.selection import select_resources
-from sources.plusplus.graphql import connection_options, graphql_client
-from sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
-from sources.plusplus.settings import (
+from lxp_sync.sources.core.arrow import batched_arrow
+from lxp_sync.sources.core.auth import TokenAuth
+from lxp_sync.sources.core.connections import connection_resource
+from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.paging import parse_datetimes
+from lxp_sync.sources.core.selection import select_resources
+from lxp_sync.sources.plusplus.graphql import connection_options, graphql_client
+from lxp_sync.sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
+from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_MAX_PAGE_SIZE,
     REST_ENDPOINTS,
     REST_MAX_PAGE_SIZE,

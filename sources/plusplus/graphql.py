@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sources.core.auth import TokenAuth
-from sources.core.connections import ConnectionOptions
-from sources.core.graphql import GraphQLClient
-from sources.core.http import ApiClient, RetryPolicy
-from sources.plusplus.settings import (
+from lxp_sync.sources.core.auth import TokenAuth
+from lxp_sync.sources.core.connections import ConnectionOptions
+from lxp_sync.sources.core.graphql import GraphQLClient
+from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_CURSOR_FIELDS,
     GRAPHQL_DELETED_FIELD,
     GRAPHQL_JSON_SCALARS,

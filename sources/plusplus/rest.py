@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from sources.core.http import ApiClient
-from sources.core.paging import Progress, fetch_in_order, iso_text, parse_iso
-from sources.plusplus.settings import RestEndpoint
+from lxp_sync.sources.core.http import ApiClient
+from lxp_sync.sources.core.paging import Progress, fetch_in_order, iso_text, parse_iso
+from lxp_sync.sources.plusplus.settings import RestEndpoint
 
 
 def read_pages(

@@ -8,15 +8,20 @@ import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from sources.core.connections import ConnectionOptions, connection_resource
-from sources.core.selection import select_resources
-from sources.pluvo.helpers import (
+from lxp_sync.sources.core.connections import ConnectionOptions, connection_resource
+from lxp_sync.sources.core.selection import select_resources
+from lxp_sync.sources.pluvo.helpers import (
     check_connection,
     organization_root,
     pluvo_client,
     resource_names,
 )
-from sources.pluvo.settings import CURSOR_FIELDS, DEFAULT_SCOPES, MAX_PAGE_SIZE, PRIMARY_KEY
+from lxp_sync.sources.pluvo.settings import (
+    CURSOR_FIELDS,
+    DEFAULT_SCOPES,
+    MAX_PAGE_SIZE,
+    PRIMARY_KEY,
+)
 
 
 @dlt.source(name="pluvo", section="pluvo")

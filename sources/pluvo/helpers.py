@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from sources.core.auth import OAuth2ClientCredentials, TokenCache
-from sources.core.errors import ConfigurationError
-from sources.core.graphql import Connection, GraphQLClient
-from sources.core.http import ApiClient, RetryPolicy
-from sources.pluvo.settings import CONNECTION_PREFIX, GRAPHQL_PATH, TOKEN_PATH
+from lxp_sync.sources.core.auth import OAuth2ClientCredentials, TokenCache
+from lxp_sync.sources.core.errors import ConfigurationError
+from lxp_sync.sources.core.graphql import Connection, GraphQLClient
+from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.pluvo.settings import CONNECTION_PREFIX, GRAPHQL_PATH, TOKEN_PATH
 
 
 def organization_root(base_url: str) -> str:

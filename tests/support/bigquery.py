@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from sandbox.server import free_port
+from lxp_sync_sandbox.server import free_port
 
 from . import die_with_parent, log_tail, stop_process, wait_until_ready
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg2
 
-from sandbox.server import free_port
+from lxp_sync_sandbox.server import free_port
 
 from . import die_with_parent, log_tail, stop_process, wait_until_ready
 
