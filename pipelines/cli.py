@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lxp_sync import __version__
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "(dlt's conventions, e.g. SOURCES__PLUSPLUS_REST__API_TOKEN).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"lxp-sync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="sync one source into the warehouse")
