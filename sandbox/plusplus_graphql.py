@@ -44,6 +44,9 @@ soft-deleted. An entity's rows are generated on first use (1M rows: ~25 s of CPU
 visible value; updates and soft deletes (`is_deleted` true) bump `modified` to now. Returns
 `{"inserted": [pks], "updated": [...], "deleted": [...], "hard_deleted": [...]}`.
 
+`configure({"strict_url": true})` answers 404 (Django's page) on `/graphql/`: only `/graphql` is
+routed, as on a server with `path("graphql", ...)`.
+
 `configure({"schema_drift": true})` adds `capacity_note: String` (nullable, some values null) to
 `EventType`, for every row; `false` removes it.
 """
@@ -87,6 +90,10 @@ from lxp_sync_sandbox.plusplus_graphql_schema import (
 
 API_TOKEN = "sandbox-graphql-token"
 CACHE_SIZE = 256
+NOT_FOUND_PAGE = (
+    '<!doctype html><html lang="en"><head><title>Not Found</title></head><body>'
+    "<h1>Not Found</h1><p>The requested resource was not found on this server.</p></body></html>"
+)
 
 
 class _Unsupported(Exception):
@@ -136,6 +143,7 @@ class PlusPlusGraphqlApi(Api):
     def __init__(self, rows: int, seed: int) -> None:
         self.store = Store(rows=rows, seed=seed)
         self.drift = False
+        self.strict_url = False
         self.schema: GraphQLSchema = build_schema(self.store, drift=False)
         self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
         self._responses: OrderedDict[tuple, bytes] = OrderedDict()
@@ -173,12 +181,17 @@ class PlusPlusGraphqlApi(Api):
             self._responses.clear()
             result["schema_drift"] = self.drift
             result["fields"] = {"EventType": ["capacity_note"]} if self.drift else {}
+        if "strict_url" in spec:
+            self.strict_url = result["strict_url"] = bool(spec.pop("strict_url"))
         super().configure(spec)
         return result
 
     # -- HTTP
 
     async def endpoint(self, request: Request) -> Response:
+        if self.strict_url and request.url.path.endswith("/"):
+            # Django without APPEND_SLASH rescue: the other spelling of the path is not routed
+            return Response(NOT_FOUND_PAGE, 404, media_type="text/html")
         if request.headers.get("authorization", "").strip() != f"Token {API_TOKEN}":
             return self._json({"detail": "Invalid token."}, 401, {"WWW-Authenticate": "Token"})
         try:

@@ -135,6 +135,18 @@ def test_endpoint_answers_without_trailing_slash(sandbox):
     assert response.json()["data"]["events"]["totalCount"] > 0
 
 
+def test_strict_url_answers_404_on_the_slashed_path(fresh_sandbox):
+    query = "{ events(first: 1) { totalCount } }"
+    assert fresh_sandbox.configure(api=API, strict_url=True)["strict_url"] is True
+    slashed = post(fresh_sandbox, query, path="/plusplus_graphql/graphql/")
+    assert slashed.status_code == 404
+    assert "Not Found" in slashed.text
+    plain = post(fresh_sandbox, query, path="/plusplus_graphql/graphql")
+    assert plain.status_code == 200 and plain.json()["data"]["events"]["totalCount"] > 0
+    fresh_sandbox.configure(api=API, strict_url=False)
+    assert post(fresh_sandbox, query).status_code == 200
+
+
 def test_missing_first_and_last_is_an_error_with_http_200(sandbox):
     [error] = errors(sandbox, "{ events { edges { node { pk } } } }")
     assert "You must provide a `first` or `last` value" in error["message"]
