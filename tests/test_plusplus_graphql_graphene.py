@@ -7,7 +7,6 @@ and paging are the framework's. What the source does not handle yet is in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,6 @@ LIMIT = 150  # RELAY_CONNECTION_MAX_LIMIT
 NESTED = {"events": {"presenters", "tags"}}  # connections inside a node
 JSON_TEXT = {"events": {"custom_fields"}, "event_types": {"settings"}}  # JSONString
 JSON_VALUE = {"events": {"attributes"}}  # GenericScalar
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[GrapheneStandIn]:
-    """One stand-in for the tests that only read."""
-    with GrapheneStandIn(seed=42) as process:
-        yield process
-
-
-@pytest.fixture
-def fresh_standin() -> Iterator[GrapheneStandIn]:
-    """A stand-in of its own, for a test that mutates data."""
-    with GrapheneStandIn(seed=7) as process:
-        yield process
 
 
 def sync_standin(standin: GrapheneStandIn, workdir: Path, **source_args: Any):

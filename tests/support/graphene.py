@@ -3,7 +3,8 @@
 graphene 3 needs graphql-core < 3.3, the sandbox runs on 3.3: the stand-in lives in a venv of
 its own, `.test-env/graphene` (git-ignored), created on first use and reused after. It runs as a
 child process on a free 127.0.0.1 port, with a fresh SQLite database seeded from `seed`, so that
-introspection, errors, limits and paging are the framework's, not ours.
+introspection, errors, limits and paging are the framework's, not ours. A pytest plugin: the
+`standin` (per module) and `fresh_standin` fixtures.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from lxp_sync_sandbox.server import free_port
 
@@ -143,3 +146,17 @@ class GrapheneStandIn:
 
     def clear_requests(self) -> None:
         httpx.delete(f"{self.url}/_requests", timeout=30).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[GrapheneStandIn]:
+    """One stand-in per test module, for the tests that only read."""
+    with GrapheneStandIn(seed=42) as process:
+        yield process
+
+
+@pytest.fixture
+def fresh_standin() -> Iterator[GrapheneStandIn]:
+    """A stand-in of its own, for a test that mutates data."""
+    with GrapheneStandIn(seed=7) as process:
+        yield process
