@@ -365,3 +365,20 @@ def test_the_endpoint_url_is_used_exactly_as_given(
     line = error_line(result.stderr)
     assert "HTTP 404" in line, line
     assert {entry["path"] for entry in sandbox.requests(API)} - paths == {f"/{API}/graphql/"}
+
+
+def test_a_server_that_silently_serves_fewer_rows_than_asked_loses_none(
+    fresh_sandbox: SandboxProcess, workdir: Path
+) -> None:
+    # a server with a lower limit may cap `first` without an error; relay cursors are offsets
+    # of the rows served, so paging on from `endCursor` must still read every row once
+    sandbox = fresh_sandbox
+    sandbox.configure(api=API, page_limit=120, page_size_mode="cap")
+    sandbox.clear_requests()
+    sync(API, sandbox, workdir, resources=["events", "tags"])
+
+    for connection in ("events", "tags"):
+        assert_connection_equals_truth(sandbox, workdir, connection)
+    pages = requests_by_connection(sandbox)["events"]
+    assert {args["first"] for args in pages} == {MAX_PAGE}
+    assert len(pages) == math.ceil(len(sandbox.truth(API, "events")) / 120)
