@@ -153,10 +153,11 @@ def raw_getter(store: Store, spec: EntitySpec, field: FieldSpec) -> Callable[[di
         entity = spec.name
         return lambda row: signed_url(entity, row["pk"], url_expiry()) if row["_c"] else None
     if field.ref:
-        rows = store.tables[field.ref].by_pk
+        # the referenced table may not be generated yet (its `by_pk` still empty): ensure it
+        table = store.tables[field.ref]
         if field.many:
-            return lambda row: [rows.get(pk) for pk in row[name]]
-        return lambda row: None if row[name] is None else rows.get(row[name])
+            return lambda row: [table.ensure().by_pk.get(pk) for pk in row[name]]
+        return lambda row: None if row[name] is None else table.ensure().by_pk.get(row[name])
     return operator.itemgetter(name)
 
 

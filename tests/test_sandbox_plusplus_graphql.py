@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from lxp_sync_sandbox.base import parse_iso
@@ -535,3 +536,14 @@ def test_a_type_with_only_created_changes_without_a_timestamp(fresh_sandbox):
     assert all(after[pk]["created"] == before[pk]["created"] for pk in before)
     truth = fresh_sandbox.truth(API, "comments")
     assert page_all(fresh_sandbox, "comments", selection(truth)) == truth
+
+
+def test_graphql_core_resolves_nested_objects_before_their_table_was_read():
+    # a fragment sends the query to graphql-core; no truth or compiled plan has generated
+    # `event_types` yet, and its rows must still be there
+    api = PlusPlusGraphqlApi(rows=500, seed=5)
+    query = "{ events(first: 5) { edges { node { ...E } } } } fragment E on EventType { event_type { pk } }"  # noqa: E501
+    log: dict[str, Any] = {}
+    edges = orjson.loads(api.execute(query, {}, log=log))["data"]["events"]["edges"]
+    assert log["executor"] == "graphql-core"
+    assert all(edge["node"]["event_type"] is not None for edge in edges)
