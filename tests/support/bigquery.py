@@ -10,17 +10,9 @@ that venv (the emulator runs with HOME set there).
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 from pathlib import Path
 
-import httpx
-
-from lxp_sync_sandbox.server import free_port
-
-from . import die_with_parent, log_tail, stop_process, venvs, wait_until_ready
+from . import HttpServerProcess, venvs
 
 # numpy is needed by the emulator (DuckDB Python UDFs) but not declared by it.
 REQUIREMENTS = (
@@ -61,32 +53,22 @@ def _emulator_env(venv: Path) -> dict[str, str]:
     return env
 
 
-class BigQueryEmulator:
-    """bqemulator in a child process on a free 127.0.0.1 port, in memory; a context manager."""
+class BigQueryEmulator(HttpServerProcess):
+    """bqemulator in a child process on a free 127.0.0.1 port, in memory; a context manager.
+
+    `url` is the value for `BIGQUERY_EMULATOR_HOST`.
+    """
+
+    what = "bqemulator"
+    ready_path = "/readyz"
 
     def __init__(self, project_id: str = PROJECT_ID) -> None:
+        super().__init__()
         self.project_id = project_id
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-        self.root: Path | None = None
-        self.log = Path(os.devnull)
 
-    @property
-    def url(self) -> str:
-        """The value for `BIGQUERY_EMULATOR_HOST`."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 120.0) -> BigQueryEmulator:
-        try:
-            return self._start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, timeout: float) -> BigQueryEmulator:
+    def _start(self, timeout: float) -> None:
+        assert self.root is not None
         executable = ensure_emulator_venv()
-        self.root = Path(tempfile.mkdtemp(prefix="lxp-bqemulator-"))
-        self.log = self.root / "bqemulator.log"
         env = _emulator_env(executable.parent.parent)
         env.update(
             BQEMU_LOG_LEVEL="warning",
@@ -94,52 +76,17 @@ class BigQueryEmulator:
             # Its Avro extension would be downloaded from the network at start: we have none.
             BQEMU_ENABLE_FORMAT_EXTENSIONS="false",
         )
-        for _attempt in range(3):  # another process may take the free port before we bind it
-            self.port = free_port()
-            cmd = [
+        self._launch(
+            lambda port: [
                 str(executable),
                 "start",
-                *("--rest-host", "127.0.0.1", "--rest-port", str(self.port)),
+                *("--rest-host", "127.0.0.1", "--rest-port", str(port)),
                 *("--grpc-host", "127.0.0.1", "--grpc-port", "0"),
                 *("--ephemeral", "--project", self.project_id),
-            ]
-            with open(self.log, "ab") as log:
-                self.process = subprocess.Popen(
-                    cmd,
-                    env=env,
-                    cwd=self.root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent(signal.SIGTERM),
-                )
-            try:
-                wait_until_ready(self._ready, self.process, self.log, "bqemulator", timeout)
-                return self
-            except RuntimeError:
-                if "address already in use" not in log_tail(self.log).lower():
-                    raise
-        raise RuntimeError(f"bqemulator found no free port:\n{log_tail(self.log)}")
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGTERM)
-            self.process = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
-
-    def __enter__(self) -> BigQueryEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            ],
+            env,
+            timeout,
+        )
 
 
 def emulator_credentials(project_id: str = PROJECT_ID):  # -> GcpOAuthCredentials

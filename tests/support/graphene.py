@@ -10,10 +10,6 @@ introspection, errors, limits and paging are the framework's, not ours. A pytest
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lxp_sync_sandbox.server import free_port
-
-from . import die_with_parent, log_tail, stop_process, venvs, wait_until_ready
+from . import HttpServerProcess, venvs
 
 REQUIREMENTS = (
     "Django==5.2.19",
@@ -51,20 +45,16 @@ def ensure_graphene_venv(timeout: float = 600.0) -> Path:
     return venvs.ensure_venv(venv, REQUIREMENTS, timeout=timeout)
 
 
-class GrapheneStandIn:
+class GrapheneStandIn(HttpServerProcess):
     """The stand-in in a child process; a context manager. `max_limit`: graphene's page limit."""
 
+    what = "graphene-stand-in"
+    ready_path = "/_health"
+
     def __init__(self, seed: int = 42, max_limit: int | None = None) -> None:
+        super().__init__()
         self.seed = seed
         self.max_limit = max_limit
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-        self.root: Path | None = None
-        self.log = Path(os.devnull)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def graphql_url(self) -> str:
@@ -74,61 +64,20 @@ class GrapheneStandIn:
     def source_args(self) -> dict[str, str]:
         return {"base_url": self.graphql_url, "api_token": API_TOKEN}
 
-    def start(self, timeout: float = 60.0) -> GrapheneStandIn:
-        try:
-            return self._start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, timeout: float) -> GrapheneStandIn:
+    def _start(self, timeout: float) -> None:
+        assert self.root is not None
         python = ensure_graphene_venv() / "bin" / "python"
-        self.root = Path(tempfile.mkdtemp(prefix="lxp-graphene-"))
-        self.log = self.root / "standin.log"
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         if self.max_limit is not None:
             env["PP_STANDIN_MAX_LIMIT"] = str(self.max_limit)
-        for attempt in range(3):  # another process may take the free port before we bind it
-            self.port = free_port()
-            database = self.root / f"standin-{attempt}.sqlite3"
-            cmd = [str(python), str(SERVE), "--port", str(self.port), "--db", str(database)]
-            with open(self.log, "ab") as log:
-                self.process = subprocess.Popen(
-                    [*cmd, "--seed", str(self.seed)],
-                    env=env,
-                    cwd=self.root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent(signal.SIGTERM),
-                )
-            try:
-                wait_until_ready(self._ready, self.process, self.log, "graphene stand-in", timeout)
-                return self
-            except RuntimeError:
-                if "address already in use" not in log_tail(self.log).lower():
-                    raise
-        raise RuntimeError(f"graphene stand-in found no free port:\n{log_tail(self.log)}")
+        database = self.root / "standin.sqlite3"
 
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/_health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        def command(port: int) -> list[str]:
+            database.unlink(missing_ok=True)  # a retry seeds a fresh database
+            return [str(python), str(SERVE), "--port", str(port), "--db", str(database),
+                    "--seed", str(self.seed)]  # fmt: skip
 
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGTERM)
-            self.process = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
-
-    def __enter__(self) -> GrapheneStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._launch(command, env, timeout)
 
     # the stand-in's own endpoints, for tests
     def truth(self, entity: str) -> list[dict[str, Any]]:
