@@ -44,6 +44,24 @@ soft-deleted. An entity's rows are generated on first use (1M rows: ~25 s of CPU
 visible value; updates and soft deletes (`is_deleted` true) bump `modified` to now. Returns
 `{"inserted": [pks], "updated": [...], "deleted": [...], "hard_deleted": [...]}`.
 
+Variants, switched by `configure` (`/_sandbox/config` with `"api": "plusplus_graphql"`), for
+what the vendor's help pages show and the document does not (defaults: as described above):
+
+- `strict_url: true`: 404 (Django's page) on `/graphql/`; only `/graphql` is routed, as on a
+  server with `path("graphql", ...)`.
+- `page_limit: n` (default 300) with `page_size_mode`: "error" (default; graphene-django's
+  message with n) or "cap" (more than n asked, n served, `hasNextPage` true).
+- `nested_connections: true`: a list of objects inside a node (`EventType.presenters`) is a
+  `UserTypeConnection!` with `first`/`last`/`after`/`before`, its own paging, the same limit and
+  `first`/`last` mandatory (graphene-django's many-to-many field). `long_lists: [n, ...]` gives
+  the first events (by pk) n presenters each (the first users by pk), bumping nothing; the answer
+  says which (`{"long_lists": {"<event pk>": n}}`). Truth keeps the `[{"pk"}]` list form.
+- `filter_names: {"modified_gte": "modified_after"}` serves an argument under another name;
+  `vendor_filters: true` adds `starts_at_after: DateTime` (inclusive) and `name: String`
+  (case-insensitive contains) to events.
+- `created_only: true` adds the `comments` connection (`CommentType`: `created` but no
+  `modified`); its updates and soft deletes change no timestamp.
+
 `configure({"schema_drift": true})` adds `capacity_note: String` (nullable, some values null) to
 `EventType`, for every row; `false` removes it.
 """
@@ -78,6 +96,7 @@ from lxp_sync_sandbox.base import Api
 from lxp_sync_sandbox.plusplus_graphql_data import ENTITIES, Store, url_expiry
 from lxp_sync_sandbox.plusplus_graphql_schema import (
     Selection,
+    Variant,
     build_schema,
     compile_connection,
     compile_node,
@@ -87,6 +106,10 @@ from lxp_sync_sandbox.plusplus_graphql_schema import (
 
 API_TOKEN = "sandbox-graphql-token"
 CACHE_SIZE = 256
+NOT_FOUND_PAGE = (
+    '<!doctype html><html lang="en"><head><title>Not Found</title></head><body>'
+    "<h1>Not Found</h1><p>The requested resource was not found on this server.</p></body></html>"
+)
 
 
 class _Unsupported(Exception):
@@ -135,8 +158,9 @@ class PlusPlusGraphqlApi(Api):
 
     def __init__(self, rows: int, seed: int) -> None:
         self.store = Store(rows=rows, seed=seed)
-        self.drift = False
-        self.schema: GraphQLSchema = build_schema(self.store, drift=False)
+        self.variant = Variant()
+        self.strict_url = False
+        self.schema: GraphQLSchema = build_schema(self.store, self.variant)
         self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
         self._responses: OrderedDict[tuple, bytes] = OrderedDict()
 
@@ -153,9 +177,9 @@ class PlusPlusGraphqlApi(Api):
 
     def truth(self, entity: str) -> list[dict[str, Any]]:
         spec = ENTITIES[entity]
-        if not spec.root:
+        if not spec.root or not self.variant.shows(spec):
             raise KeyError(entity)
-        project = compile_node(self.store, entity, truth_selection(entity, self.drift))
+        project = compile_node(self.store, entity, truth_selection(entity, self.variant.drift))
         return [project(row) for row in self.store.table(entity).ordered()]
 
     def mutate(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -166,19 +190,52 @@ class PlusPlusGraphqlApi(Api):
     def configure(self, spec: dict[str, Any]) -> dict[str, Any] | None:
         spec = dict(spec)
         result: dict[str, Any] = {}
+        variant = self.variant
         if "schema_drift" in spec:
-            self.drift = bool(spec.pop("schema_drift"))
-            self.schema = build_schema(self.store, drift=self.drift)
-            self._prepared.clear()
-            self._responses.clear()
-            result["schema_drift"] = self.drift
-            result["fields"] = {"EventType": ["capacity_note"]} if self.drift else {}
+            variant.drift = result["schema_drift"] = bool(spec.pop("schema_drift"))
+            result["fields"] = {"EventType": ["capacity_note"]} if variant.drift else {}
+        if "page_limit" in spec:
+            variant.page_limit = result["page_limit"] = max(1, int(spec.pop("page_limit")))
+        if "page_size_mode" in spec:
+            mode = spec.pop("page_size_mode")
+            if mode not in ("cap", "error"):
+                raise ValueError(f"{self.name}: page_size_mode must be 'cap' or 'error'")
+            variant.page_size_mode = result["page_size_mode"] = mode
+        for switch in ("nested_connections", "vendor_filters", "created_only"):
+            if switch in spec:
+                setattr(variant, switch, bool(spec.pop(switch)))
+                result[switch] = getattr(variant, switch)
+        if "filter_names" in spec:
+            variant.filter_names = result["filter_names"] = dict(spec.pop("filter_names") or {})
+        if "long_lists" in spec:
+            result["long_lists"] = self._long_lists([int(n) for n in spec.pop("long_lists")])
+        if "strict_url" in spec:
+            self.strict_url = result["strict_url"] = bool(spec.pop("strict_url"))
         super().configure(spec)
+        self.schema = build_schema(self.store, variant)
+        self._prepared.clear()
+        self._responses.clear()
         return result
+
+    def _long_lists(self, counts: list[int]) -> dict[str, int]:
+        """The first events (by pk) get that many presenters (the first users by pk), as if they
+        always had them: nothing is bumped. Returns event pk -> presenters."""
+        events = self.store.table("events")
+        users = self.store.table("users").ordered()
+        users = sorted(users, key=lambda row: row["pk"])
+        done = {}
+        for pk, count in zip(sorted(events.by_pk), counts, strict=False):
+            events.by_pk[pk]["presenters"] = [row["pk"] for row in users[:count]]
+            done[str(pk)] = len(events.by_pk[pk]["presenters"])
+        events.changed()
+        return done
 
     # -- HTTP
 
     async def endpoint(self, request: Request) -> Response:
+        if self.strict_url and request.url.path.endswith("/"):
+            # Django without APPEND_SLASH rescue: the other spelling of the path is not routed
+            return Response(NOT_FOUND_PAGE, 404, media_type="text/html")
         if request.headers.get("authorization", "").strip() != f"Token {API_TOKEN}":
             return self._json({"detail": "Invalid token."}, 401, {"WWW-Authenticate": "Token"})
         try:
@@ -232,7 +289,12 @@ class PlusPlusGraphqlApi(Api):
             )
             coerced = None if isinstance(coerced, list) else coerced
             self._log(operation, coerced, log)
-        if fast and operation is not None and coerced is not None:
+        if (
+            fast
+            and operation is not None
+            and coerced is not None
+            and not self.variant.nested_connections
+        ):
             body = self._execute_plan(prepared, operation, operation_name, coerced)
             if body is not None:
                 log["executor"] = "compiled"
@@ -330,7 +392,7 @@ class PlusPlusGraphqlApi(Api):
                 continue
             try:
                 args = get_argument_values(query_fields[name], node, coerced)
-                page = paginate(self.store, name, args)
+                page = paginate(self.store, name, args, self.variant)
             except (GraphQLError, ValueError):
                 return None  # graphql-core reports the error, with locations and path
             data[key] = project(page)

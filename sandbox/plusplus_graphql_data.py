@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lxp_sync_sandbox.base import EPOCH, OFFSETS, now
+from lxp_sync_sandbox.base import EPOCH, OFFSETS, now, parse_iso
 
 # -- the entity catalogue -------------------------------------------------------------------------
 
@@ -59,8 +59,9 @@ class FilterSpec:
 
     arg: str
     field: str
-    kind: str  # in | any | eq
+    kind: str  # in | any | eq | after (a datetime at or after) | contains (case-insensitive)
     type: str  # GraphQL input type
+    vendor: bool = False  # only with the `vendor_filters` switch (the names PlusPlus's pages use)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class EntitySpec:
     incremental: bool = False  # `modified_gte` filter; ordered by (modified, pk)
     root: bool = True  # a root connection (content items are only nested)
     image: str | None = None  # name of the signed image URL field
+    optional: bool = False  # a root connection only with its switch (`created_only`)
+
+    @property
+    def has_modified(self) -> bool:
+        return any(f.name == "modified" for f in self.fields)
 
     def visible_fields(self, drift: bool) -> list[FieldSpec]:
         return [f for f in self.fields if drift or not f.drift]
@@ -219,6 +225,8 @@ ENTITIES: dict[str, EntitySpec] = {
                 FilterSpec("presenter_id", "presenters", "any", "[Int]"),
                 FilterSpec("event_type_id", "event_type", "in", "[Int]"),
                 FilterSpec("location_id", "location", "in", "[Int]"),
+                FilterSpec("starts_at_after", "starts_at", "after", "DateTime", vendor=True),
+                FilterSpec("name", "name", "contains", "String", vendor=True),
             ),
             incremental=True,
             image="cover_url",
@@ -320,6 +328,23 @@ ENTITIES: dict[str, EntitySpec] = {
             )
             + _common_tail(),
             (_IS_DELETED, _PK),
+        ),
+        EntitySpec(
+            "comments",
+            "CommentType",
+            0.02,
+            10,
+            90001,
+            _common_head()
+            + (
+                FieldSpec("body", "String!"),
+                FieldSpec("author", "@users"),
+                FieldSpec("event", "@events"),
+                FieldSpec("created", "DateTime!"),
+                FieldSpec("is_deleted", "Boolean!"),
+            ),
+            (_IS_DELETED, _PK),
+            optional=True,
         ),
     )
 }
@@ -672,6 +697,19 @@ def _gen_tag(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
     return row
 
 
+def _gen_comment(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
+    created, _ = _lifetime(rng)
+    row = {
+        "pk": pk,
+        "body": rng.choice(("Looking forward!", "Merci 🙏", "Slides?", "")),
+        "author": _maybe(rng, 0.1, rng.choice(ctx.pks("users"))),
+        "event": rng.choice(ctx.pks("events")),
+    }
+    _times(row, rng, created, created)
+    del row["modified"]  # only `created`: nothing records a later change
+    return row
+
+
 GENERATORS: dict[str, Callable[[int, random.Random, GenContext], dict[str, Any]]] = {
     "users": _gen_user,
     "event_types": _gen_event_type,
@@ -682,6 +720,7 @@ GENERATORS: dict[str, Callable[[int, random.Random, GenContext], dict[str, Any]]
     "assignments": _gen_assignment,
     "tracks": _gen_track,
     "tags": _gen_tag,
+    "comments": _gen_comment,
 }
 
 
@@ -696,6 +735,8 @@ def _update_row(entity: str, row: dict[str, Any], rng: random.Random) -> None:
         row["progress"] = round(rng.uniform(0.01, 0.99), 3)
     elif entity == "users":
         row["title"] = f"{rng.choice(TITLES)} (updated)"
+    elif entity == "comments":
+        row["body"] = f"{row['body']} (edited)"
     else:
         row["name"] = f"{row['name'].removesuffix(' (updated)')} (updated)"
 
@@ -813,7 +854,9 @@ class Table:
             self._next_pk += 1
             row = make(pk, rng, ctx)
             moment = now()
-            row["created"] = row["modified"] = stamp_now(moment, rng)
+            row["created"] = stamp_now(moment, rng)
+            if self.spec.has_modified:
+                row["modified"] = row["created"]
             row["_m"] = micros(moment)
             row["is_deleted"] = False
             self.by_pk[pk] = row
@@ -833,7 +876,10 @@ class Table:
         return sorted(rng.sample(live, min(int(how), len(live))))
 
     def touch(self, pk: int, rng: random.Random) -> dict[str, Any]:
+        """The row, its `modified` bumped to now (a type with only `created` bumps nothing)."""
         row = self.by_pk[pk]
+        if not self.spec.has_modified:
+            return row
         moment = now()
         row["modified"] = stamp_now(moment, rng)
         row["_m"] = micros(moment)
@@ -871,6 +917,10 @@ def _matches(spec: FilterSpec, row: dict[str, Any], value: Any) -> bool:
         return have == value
     if spec.kind == "in":
         return have in value
+    if spec.kind == "after":
+        return parse_iso(have) >= value
+    if spec.kind == "contains":
+        return value.casefold() in have.casefold()
     return any(item in value for item in have)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,33 @@ from lxp_sync_sandbox.plusplus_graphql_data import (
 
 MAX_PAGE = 300
 CURSOR_PREFIX = "arrayconnection:"
+
+
+@dataclass
+class Variant:
+    """The switches `configure` sets: ways the API disagrees with our reading of the documents."""
+
+    drift: bool = False  # `EventType.capacity_note`
+    page_limit: int = MAX_PAGE
+    page_size_mode: str = "error"  # over the limit: "error" (graphene-django) or "cap" (serve it)
+    nested_connections: bool = False  # lists of objects inside a node are relay connections
+    filter_names: dict[str, str] = dataclasses.field(
+        default_factory=dict
+    )  # our name -> the served name
+    vendor_filters: bool = False  # events take `starts_at_after` and `name`
+    created_only: bool = False  # the `comments` connection: a type with only `created`
+
+    def arg(self, name: str) -> str:
+        return self.filter_names.get(name, name)
+
+    def canonical(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Arguments under our names again."""
+        ours = {served: name for name, served in self.filter_names.items()}
+        return {ours.get(k, k): v for k, v in args.items()}
+
+    def shows(self, spec: EntitySpec) -> bool:
+        return not spec.optional or self.created_only
+
 
 # -- scalars (as graphene defines them) -----------------------------------------------------------
 
@@ -125,10 +153,11 @@ def raw_getter(store: Store, spec: EntitySpec, field: FieldSpec) -> Callable[[di
         entity = spec.name
         return lambda row: signed_url(entity, row["pk"], url_expiry()) if row["_c"] else None
     if field.ref:
-        rows = store.tables[field.ref].by_pk
+        # the referenced table may not be generated yet (its `by_pk` still empty): ensure it
+        table = store.tables[field.ref]
         if field.many:
-            return lambda row: [rows.get(pk) for pk in row[name]]
-        return lambda row: None if row[name] is None else rows.get(row[name])
+            return lambda row: [table.ensure().by_pk.get(pk) for pk in row[name]]
+        return lambda row: None if row[name] is None else table.ensure().by_pk.get(row[name])
     return operator.itemgetter(name)
 
 
@@ -172,24 +201,42 @@ class Page:
         }
 
 
-def paginate(store: Store, field_name: str, args: dict[str, Any]) -> Page:
+def paginate(
+    store: Store, field_name: str, args: dict[str, Any], variant: Variant | None = None
+) -> Page:
     """The page `args` ask for; ValueError with graphene-django's messages for bad arguments."""
+    variant = variant or Variant()
+    args = page_args(field_name, variant.canonical(args), variant)
+    table = store.table(field_name)
+    return page_of(*table.select(args).since(args.get("modified_gte")), args)
+
+
+def page_args(field_name: str, args: dict[str, Any], variant: Variant) -> dict[str, Any]:
+    """`args`, checked as graphene-django does; over the limit capped when the variant says so."""
     first, last = args.get("first"), args.get("last")
     if not (first or last):
         raise ValueError(
             f"You must provide a `first` or `last` value to properly paginate the "
             f"`{field_name}` connection."
         )
+    limit = variant.page_limit
     for arg, value in (("first", first), ("last", last)):
-        if value and value > MAX_PAGE:
+        if value and value > limit:
+            if variant.page_size_mode == "cap":
+                args = {**args, arg: limit}
+                continue
             raise ValueError(
                 f"Requesting {value} records on the `{field_name}` connection exceeds the "
-                f"`{arg}` limit of {MAX_PAGE} records."
+                f"`{arg}` limit of {limit} records."
             )
         if value is not None and value < 0:
             raise ValueError(f"Argument '{arg}' must be a non-negative integer.")
-    table = store.table(field_name)
-    rows, base = table.select(args).since(args.get("modified_gte"))
+    return args
+
+
+def page_of(rows: list[dict[str, Any]], base: int, args: dict[str, Any]) -> Page:
+    """The page of `rows[base:]` that checked `args` select (graphql-relay's offset rules)."""
+    first, last = args.get("first"), args.get("last")
     length = len(rows) - base
     after, before = cursor_to_offset(args.get("after")), cursor_to_offset(args.get("before"))
     start, end = 0, length
@@ -238,15 +285,17 @@ def _wrap(notation: str, named: Callable[[str], Any]) -> Any:
     return named(notation)
 
 
-def build_schema(store: Store, drift: bool) -> GraphQLSchema:
-    """The whole schema; `drift` adds the new field(s) marked `drift` in the catalogue."""
+def build_schema(store: Store, variant: Variant) -> GraphQLSchema:
+    """The whole schema as `variant` shapes it (drift, nested connections, filter names, ...)."""
     enums = {name: GraphQLEnumType(name, {v: v for v in values}) for name, values in ENUMS.items()}
     node = GraphQLInterfaceType(
         "Node",
         {"id": GraphQLField(GraphQLNonNull(GraphQLID), description="The ID of the object")},
         description="An object with an ID",
     )
+    specs = [spec for spec in ENTITIES.values() if variant.shows(spec)]
     objects: dict[str, GraphQLObjectType] = {}
+    connections: dict[str, GraphQLObjectType] = {}
 
     def output_type(notation: str) -> GraphQLOutputType:
         def named(name: str) -> Any:
@@ -258,8 +307,11 @@ def build_schema(store: Store, drift: bool) -> GraphQLSchema:
 
     def node_fields(spec: EntitySpec) -> dict[str, GraphQLField]:
         fields = {}
-        for field in spec.visible_fields(drift):
+        for field in spec.visible_fields(variant.drift):
             getter = raw_getter(store, spec, field)
+            if field.ref and field.many and variant.nested_connections:
+                fields[field.name] = _nested_connection(connection(field.ref), getter, variant)
+                continue
             fields[field.name] = GraphQLField(
                 output_type(field.type),
                 resolve=lambda row, _info, get=getter: get(row),
@@ -268,7 +320,7 @@ def build_schema(store: Store, drift: bool) -> GraphQLSchema:
             )
         return fields
 
-    for spec in ENTITIES.values():
+    for spec in specs:
         objects[spec.name] = GraphQLObjectType(
             spec.type_name,
             lambda spec=spec: node_fields(spec),
@@ -297,57 +349,83 @@ def build_schema(store: Store, drift: bool) -> GraphQLSchema:
         "this connection.",
     )
 
+    def connection(entity: str) -> GraphQLObjectType:
+        """`<Type>Connection`, shared by the root field and the lists of it inside nodes."""
+        if entity not in connections:
+            type_name = ENTITIES[entity].type_name
+            edge = GraphQLObjectType(
+                f"{type_name}Edge",
+                {
+                    "node": GraphQLField(
+                        objects[entity], description="The item at the end of the edge"
+                    ),
+                    "cursor": GraphQLField(
+                        GraphQLNonNull(GraphQLString), description="A cursor for use in pagination"
+                    ),
+                },
+                description=f"A Relay edge containing a `{type_name}` and its cursor.",
+            )
+            connections[entity] = GraphQLObjectType(
+                f"{type_name}Connection",
+                {
+                    "pageInfo": GraphQLField(
+                        GraphQLNonNull(page_info),
+                        description="Pagination data for this connection.",
+                    ),
+                    "edges": GraphQLField(
+                        GraphQLNonNull(GraphQLList(edge)),
+                        description="Contains the nodes in this connection.",
+                    ),
+                    "totalCount": GraphQLField(GraphQLInt),
+                },
+            )
+        return connections[entity]
+
     def input_type(notation: str) -> GraphQLInputType:
         return _wrap(notation, lambda name: _SCALARS.get(name) or enums[name])
 
+    def resolve(_root: Any, info: Any, **kwargs: Any) -> dict[str, Any]:
+        return connection_payload(paginate(store, info.field_name, kwargs, variant))
+
     query_fields: dict[str, GraphQLField] = {}
-    for spec in ENTITIES.values():
+    for spec in specs:
         if not spec.root:
             continue
-        node_type = objects[spec.name]
-        edge = GraphQLObjectType(
-            f"{spec.type_name}Edge",
-            {
-                "node": GraphQLField(node_type, description="The item at the end of the edge"),
-                "cursor": GraphQLField(
-                    GraphQLNonNull(GraphQLString), description="A cursor for use in pagination"
-                ),
-            },
-            description=f"A Relay edge containing a `{spec.type_name}` and its cursor.",
-        )
-        connection = GraphQLObjectType(
-            f"{spec.type_name}Connection",
-            {
-                "pageInfo": GraphQLField(
-                    GraphQLNonNull(page_info), description="Pagination data for this connection."
-                ),
-                "edges": GraphQLField(
-                    GraphQLNonNull(GraphQLList(edge)),
-                    description="Contains the nodes in this connection.",
-                ),
-                "totalCount": GraphQLField(GraphQLInt),
-            },
-        )
-        args = {
-            "before": GraphQLArgument(GraphQLString),
-            "after": GraphQLArgument(GraphQLString),
-            "first": GraphQLArgument(GraphQLInt),
-            "last": GraphQLArgument(GraphQLInt),
-        }
+        args = _paging_args()
         for flt in spec.filters:
-            args[flt.arg] = GraphQLArgument(input_type(flt.type))
+            if variant.vendor_filters or not flt.vendor:
+                args[variant.arg(flt.arg)] = GraphQLArgument(input_type(flt.type))
         if spec.incremental:
-            args["modified_gte"] = GraphQLArgument(
+            args[variant.arg("modified_gte")] = GraphQLArgument(
                 DATETIME, description="Rows modified at or after this instant."
             )
-
-        def resolve(_root: Any, info: Any, **kwargs: Any) -> dict[str, Any]:
-            return connection_payload(paginate(store, info.field_name, kwargs))
-
-        query_fields[spec.name] = GraphQLField(connection, args=args, resolve=resolve)
+        query_fields[spec.name] = GraphQLField(connection(spec.name), args=args, resolve=resolve)
 
     query = GraphQLObjectType("Query", query_fields)
     return GraphQLSchema(query=query, types=list(objects.values()))
+
+
+def _paging_args() -> dict[str, GraphQLArgument]:
+    return {
+        "before": GraphQLArgument(GraphQLString),
+        "after": GraphQLArgument(GraphQLString),
+        "first": GraphQLArgument(GraphQLInt),
+        "last": GraphQLArgument(GraphQLInt),
+    }
+
+
+def _nested_connection(
+    connection: GraphQLObjectType, getter: Callable[[dict], Any], variant: Variant
+) -> GraphQLField:
+    """A list inside a node served as a connection with its own paging, as graphene-django does
+    for a many-to-many field (`first`/`last` required, the same limit as the root)."""
+
+    def resolve(row: dict[str, Any], info: Any, **kwargs: Any) -> dict[str, Any]:
+        args = page_args(info.field_name, kwargs, variant)
+        rows = [item for item in getter(row) if item is not None]
+        return connection_payload(page_of(rows, 0, args))
+
+    return GraphQLField(GraphQLNonNull(connection), args=_paging_args(), resolve=resolve)
 
 
 # -- compiled projections -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from lxp_sync_sandbox.server import SandboxProcess
 
-pytest_plugins = ["tests.support.destinations"]
+pytest_plugins = ["tests.support.destinations", "tests.support.graphene"]
 
 # Small enough to keep the suite fast, large enough for many pages per resource.
 SANDBOX_ROWS = int(os.environ.get("LXP_TEST_ROWS", "3000"))

@@ -342,3 +342,43 @@ def test_check_and_smoke_run_succeed_against_the_sandbox(
     assert smoke.returncode == 0, smoke.stderr
     for connection in CONNECTIONS:
         assert f"{connection} " in smoke.stdout
+
+
+def test_the_endpoint_url_is_used_exactly_as_given(
+    fresh_sandbox: SandboxProcess, workdir: Path
+) -> None:
+    # PlusPlus's examples post to `https://<domain>/graphql`; a Django server that routes only
+    # that path answers 404 to `/graphql/`, so the client must not add (or drop) the slash
+    sandbox = fresh_sandbox
+    assert sandbox.configure(api=API, strict_url=True)["strict_url"] is True
+    sandbox.clear_requests()
+    sync(API, sandbox, workdir, resources=["tags"], base_url=f"{sandbox.url}/{API}/graphql")
+
+    assert_connection_equals_truth(sandbox, workdir, "tags")
+    paths = {entry["path"] for entry in sandbox.requests(API)}
+    assert paths == {f"/{API}/graphql"}
+
+    # the other spelling is the user's to fix: one line with the 404, not a silent rewrite
+    env = cli_env(sandbox, workdir)  # `.../graphql/`
+    result = lxp_sync("check", API, env=env, cwd=workdir)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert "HTTP 404" in line, line
+    assert {entry["path"] for entry in sandbox.requests(API)} - paths == {f"/{API}/graphql/"}
+
+
+def test_a_server_that_silently_serves_fewer_rows_than_asked_loses_none(
+    fresh_sandbox: SandboxProcess, workdir: Path
+) -> None:
+    # a server with a lower limit may cap `first` without an error; relay cursors are offsets
+    # of the rows served, so paging on from `endCursor` must still read every row once
+    sandbox = fresh_sandbox
+    sandbox.configure(api=API, page_limit=120, page_size_mode="cap")
+    sandbox.clear_requests()
+    sync(API, sandbox, workdir, resources=["events", "tags"])
+
+    for connection in ("events", "tags"):
+        assert_connection_equals_truth(sandbox, workdir, connection)
+    pages = requests_by_connection(sandbox)["events"]
+    assert {args["first"] for args in pages} == {MAX_PAGE}
+    assert len(pages) == math.ceil(len(sandbox.truth(API, "events")) / 120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from lxp_sync_sandbox.base import parse_iso
@@ -133,6 +134,18 @@ def test_endpoint_answers_without_trailing_slash(sandbox):
     )
     assert response.status_code == 200
     assert response.json()["data"]["events"]["totalCount"] > 0
+
+
+def test_strict_url_answers_404_on_the_slashed_path(fresh_sandbox):
+    query = "{ events(first: 1) { totalCount } }"
+    assert fresh_sandbox.configure(api=API, strict_url=True)["strict_url"] is True
+    slashed = post(fresh_sandbox, query, path="/plusplus_graphql/graphql/")
+    assert slashed.status_code == 404
+    assert "Not Found" in slashed.text
+    plain = post(fresh_sandbox, query, path="/plusplus_graphql/graphql")
+    assert plain.status_code == 200 and plain.json()["data"]["events"]["totalCount"] > 0
+    fresh_sandbox.configure(api=API, strict_url=False)
+    assert post(fresh_sandbox, query).status_code == 200
 
 
 def test_missing_first_and_last_is_an_error_with_http_200(sandbox):
@@ -393,3 +406,144 @@ def test_schema_drift_adds_a_field_visible_in_introspection_and_queries(fresh_sa
     assert "capacity_note" not in type_fields(introspect(fresh_sandbox), "EventType")
     [error] = errors(fresh_sandbox, "{ events(first: 1) { edges { node { capacity_note } } } }")
     assert "capacity_note" in error["message"]
+
+
+# -- variants: the shapes the vendor's pages show and the documents do not
+
+
+@pytest.mark.parametrize("arg", ["first", "last"])
+def test_a_lower_page_limit_is_an_error_naming_it(fresh_sandbox, arg):
+    assert fresh_sandbox.configure(api=API, page_limit=150)["page_limit"] == 150
+    [error] = errors(fresh_sandbox, f"{{ events({arg}: 151) {{ edges {{ node {{ pk }} }} }} }}")
+    assert error["message"] == (
+        f"Requesting 151 records on the `events` connection exceeds the `{arg}` limit of 150 "
+        "records."
+    )
+    page = data(fresh_sandbox, f"{{ events({arg}: 150) {{ edges {{ node {{ pk }} }} }} }}")
+    assert len(page["events"]["edges"]) == 150
+
+
+def test_a_lower_page_limit_as_a_silent_cap_serves_the_limit_and_pages_on(fresh_sandbox):
+    fresh_sandbox.configure(api=API, page_limit=150, page_size_mode="cap")
+    first = data(
+        fresh_sandbox, "{ events(first: 300) { pageInfo { hasNextPage } edges { cursor } } }"
+    )
+    assert len(first["events"]["edges"]) == 150
+    assert first["events"]["pageInfo"]["hasNextPage"] is True
+    truth = fresh_sandbox.truth(API, "events")
+    assert len(truth) > 300
+    assert page_all(fresh_sandbox, "events", "pk", size=300) == [{"pk": r["pk"]} for r in truth]
+
+
+def test_page_size_mode_must_be_cap_or_error(fresh_sandbox):
+    response = httpx.post(
+        f"{fresh_sandbox.url}/_sandbox/config", json={"api": API, "page_size_mode": "drop"}
+    )
+    assert response.status_code == 400
+
+
+NESTED_PAGE = """query($pk: Int, $after: String) { events(first: 1, pk: [$pk]) { edges { node {
+  pk presenters(first: 100, after: $after) { totalCount pageInfo { hasNextPage endCursor }
+  edges { node { pk name } } } } } } }"""
+
+
+def test_nested_connections_page_on_their_own_with_graphenes_rules(fresh_sandbox):
+    result = fresh_sandbox.configure(api=API, nested_connections=True, long_lists=[163, 400])
+    users = {r["pk"]: r for r in fresh_sandbox.truth(API, "users")}
+    long_lists = {int(pk): n for pk, n in result["long_lists"].items()}
+    assert sorted(long_lists.values()) == [163, min(400, len(users))]
+
+    # introspection: a list of objects inside a node is a connection with paging arguments
+    schema = data(
+        fresh_sandbox,
+        '{ __type(name: "EventType") { fields { name args { name } type { kind ofType { name } } } } }',  # noqa: E501
+    )
+    presenters = next(f for f in schema["__type"]["fields"] if f["name"] == "presenters")
+    assert presenters["type"] == {"kind": "NON_NULL", "ofType": {"name": "UserTypeConnection"}}
+    assert {a["name"] for a in presenters["args"]} == {"first", "last", "after", "before"}
+    [error, *_] = errors_or_partial(fresh_sandbox, "{ events(first: 1) { edges { node { presenters { totalCount } } } } }")  # fmt: skip
+    assert "provide a `first` or `last` value to properly paginate the `presenters`" in error
+
+    # every presenter of the long lists, 100 at a time
+    truth = {r["pk"]: r for r in fresh_sandbox.truth(API, "events")}
+    for pk, count in long_lists.items():
+        got, after = [], None
+        while True:
+            [edge] = data(fresh_sandbox, NESTED_PAGE, {"pk": pk, "after": after})["events"]["edges"]
+            conn = edge["node"]["presenters"]
+            assert conn["totalCount"] == count
+            got.extend(e["node"]["pk"] for e in conn["edges"])
+            assert all(e["node"]["name"] == users[e["node"]["pk"]]["name"] for e in conn["edges"])
+            if not conn["pageInfo"]["hasNextPage"]:
+                break
+            after = conn["pageInfo"]["endCursor"]
+        assert got == [p["pk"] for p in truth[pk]["presenters"]]
+        assert len(got) == count
+    # the limit holds inside a node too
+    over = errors_or_partial(
+        fresh_sandbox,
+        "{ events(first: 1) { edges { node { presenters(first: 301) { totalCount } } } } }",
+    )
+    assert "exceeds the `first` limit of 300 records" in over[0]
+
+
+def errors_or_partial(sandbox: SandboxProcess, query: str) -> list[str]:
+    """Error messages of a query that fails inside a node (HTTP 200, partial or null data)."""
+    response = post(sandbox, query)
+    assert response.status_code == 200, response.text
+    return [e["message"] for e in response.json()["errors"]]
+
+
+def test_filter_names_as_the_vendor_writes_them(fresh_sandbox):
+    fresh_sandbox.configure(
+        api=API, filter_names={"modified_gte": "modified_after"}, vendor_filters=True
+    )
+    roots = {f["name"]: f for f in introspect(fresh_sandbox)["queryType"]["fields"]}
+    args = {a["name"] for a in roots["events"]["args"]}
+    assert {"modified_after", "starts_at_after", "name", "presenter_id"} <= args
+    assert "modified_gte" not in args
+    assert "modified_after" in {a["name"] for a in roots["users"]["args"]}
+
+    truth = fresh_sandbox.truth(API, "events")
+    bound = sorted(parse_iso(r["modified"]) for r in truth)[len(truth) // 2]
+    query = "query($d: DateTime) { events(first: 300, modified_after: $d) { totalCount edges { node { pk } } } }"  # noqa: E501
+    found = data(fresh_sandbox, query, {"d": bound.isoformat()})["events"]
+    assert found["totalCount"] == sum(parse_iso(r["modified"]) >= bound for r in truth)
+    starts = sorted(parse_iso(r["starts_at"]) for r in truth)[len(truth) // 3]
+    query = "query($d: DateTime) { events(first: 300, starts_at_after: $d) { totalCount } }"
+    count = data(fresh_sandbox, query, {"d": starts.isoformat()})["events"]["totalCount"]
+    assert count == sum(parse_iso(r["starts_at"]) >= starts for r in truth)
+    named = data(fresh_sandbox, '{ events(first: 300, name: "PYTHON") { totalCount } }')
+    assert named["events"]["totalCount"] == sum("python" in r["name"].lower() for r in truth) > 0
+    [error] = errors(fresh_sandbox, '{ events(first: 1, modified_gte: "2025-01-01") { totalCount } }')  # fmt: skip
+    assert "Unknown argument 'modified_gte'" in error["message"]
+
+
+def test_a_type_with_only_created_changes_without_a_timestamp(fresh_sandbox):
+    assert "comments" not in {f["name"] for f in introspect(fresh_sandbox)["queryType"]["fields"]}
+    assert httpx.get(f"{fresh_sandbox.url}/_sandbox/truth/{API}/comments").status_code == 404
+    fresh_sandbox.configure(api=API, created_only=True)
+    fields = type_fields(introspect(fresh_sandbox), "CommentType")
+    assert {"pk", "created", "is_deleted"} <= set(fields) and "modified" not in fields
+
+    before = {r["pk"]: r for r in fresh_sandbox.truth(API, "comments")}
+    changed = fresh_sandbox.mutate(api=API, entity="comments", update=2, delete=2)
+    after = {r["pk"]: r for r in fresh_sandbox.truth(API, "comments")}
+    for pk in changed["deleted"]:
+        assert after[pk]["is_deleted"] is True and not before[pk]["is_deleted"]
+    for pk in changed["updated"]:
+        assert after[pk]["body"] != before[pk]["body"]
+    assert all(after[pk]["created"] == before[pk]["created"] for pk in before)
+    truth = fresh_sandbox.truth(API, "comments")
+    assert page_all(fresh_sandbox, "comments", selection(truth)) == truth
+
+
+def test_graphql_core_resolves_nested_objects_before_their_table_was_read():
+    # a fragment sends the query to graphql-core; no truth or compiled plan has generated
+    # `event_types` yet, and its rows must still be there
+    api = PlusPlusGraphqlApi(rows=500, seed=5)
+    query = "{ events(first: 5) { edges { node { ...E } } } } fragment E on EventType { event_type { pk } }"  # noqa: E501
+    log: dict[str, Any] = {}
+    edges = orjson.loads(api.execute(query, {}, log=log))["data"]["events"]["edges"]
+    assert log["executor"] == "graphql-core"
+    assert all(edge["node"]["event_type"] is not None for edge in edges)

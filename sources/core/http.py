@@ -161,6 +161,11 @@ def _error_message(body: Any, fallback: str) -> str:
                 )
                 message += f" {fields}"
             return message
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            # a GraphQL server may answer a query it cannot validate with HTTP 400 (graphene-django)
+            message = str(errors[0].get("message") or fallback)
+            return message + (f" and {len(errors) - 1} more errors" if len(errors) > 1 else "")
         for key in ("error_description", "detail", "message"):
             if isinstance(body.get(key), str):
                 return body[key]

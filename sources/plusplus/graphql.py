@@ -21,14 +21,20 @@ SOURCE = "plusplus_graphql"
 def graphql_client(
     base_url: str, api_token: str, *, timeout_s: float = 60.0, max_retries: int = 5
 ) -> GraphQLClient:
-    """A GraphQL client for the customer's endpoint, `Authorization: Token <t>`."""
+    """A GraphQL client for the customer's endpoint, `Authorization: Token <t>`.
+
+    The endpoint is used exactly as given: `https://<domain>/graphql` and `.../graphql/` are
+    different routes on a Django server, and only one of them may answer.
+    """
+    url = base_url.strip()
     api = ApiClient(
-        base_url,
+        url,
         TokenAuth(api_token, "Token"),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
     )
-    return GraphQLClient(api, "", source=SOURCE)
+    # an absolute URL, not a path joined to httpx's base URL (which always ends with `/`)
+    return GraphQLClient(api, url, source=SOURCE)
 
 
 def connection_options(

@@ -9,21 +9,10 @@ that venv (the emulator runs with HOME set there).
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
-from lxp_sync_sandbox.server import free_port
-
-from . import die_with_parent, log_tail, stop_process, wait_until_ready
+from . import HttpServerProcess, venvs
 
 # numpy is needed by the emulator (DuckDB Python UDFs) but not declared by it.
 REQUIREMENTS = (
@@ -35,73 +24,26 @@ REQUIREMENTS = (
 )
 PROJECT_ID = "test-project"  # the emulator's default project
 LOCATION = "US"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-_MARKER = "lxp-requirements.txt"
 
 
 def venv_dir() -> Path:
     """Where the emulator's venv lives (`LXP_TEST_BQEMULATOR_VENV` overrides)."""
-    custom = os.environ.get("LXP_TEST_BQEMULATOR_VENV")
-    return Path(custom) if custom else REPO_ROOT / ".test-env" / "bqemulator"
-
-
-def _wanted() -> str:
-    return "\n".join((f"python {sys.version_info[0]}.{sys.version_info[1]}", *REQUIREMENTS))
+    return venvs.venv_dir("bqemulator", "LXP_TEST_BQEMULATOR_VENV")
 
 
 def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Path:
     """Create the emulator's venv unless it is already there as pinned; return `bqemulator`."""
-    venv = venv or venv_dir()
-    executable = venv / "bin" / "bqemulator"
-    marker = venv / _MARKER
-    if marker.is_file() and marker.read_text() == _wanted():
-        return executable
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be building it right now
-        if marker.is_file() and marker.read_text() == _wanted():
-            return executable
-        shutil.rmtree(venv, ignore_errors=True)
-        deadline = time.monotonic() + timeout
-        python = str(venv / "bin" / "python")
-        uv = _uv()
-        if uv:  # uv takes seconds where pip takes minutes
-            _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], deadline)
-            _run([uv, "pip", "install", "--quiet", "--python", python, *REQUIREMENTS], deadline)
-        else:
-            _run([sys.executable, "-m", "venv", str(venv)], deadline)
-            pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            _run([*pip, *REQUIREMENTS], deadline)
+
+    def spatial_extension(venv: Path, deadline: float) -> None:
         (venv / "home").mkdir()
-        _run(
-            [
-                python,
-                "-c",
-                "import duckdb_extensions; duckdb_extensions.import_extension('spatial')",
-            ],
-            deadline,
-            env=_emulator_env(venv),
-        )
-        marker.write_text(_wanted())
-    return executable
+        script = "import duckdb_extensions; duckdb_extensions.import_extension('spatial')"
+        python = str(venv / "bin" / "python")
+        venvs.run([python, "-c", script], deadline, env=_emulator_env(venv))
 
-
-def _uv() -> str | None:
-    """The `uv` binary of the `uv` package, when it is installed."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return None
-
-
-def _run(cmd: list[str], deadline: float, env: dict[str, str] | None = None) -> None:
-    remaining = max(1.0, deadline - time.monotonic())
-    env = env or {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=remaining, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    venv = venvs.ensure_venv(
+        venv or venv_dir(), REQUIREMENTS, after_install=spatial_extension, timeout=timeout
+    )
+    return venv / "bin" / "bqemulator"
 
 
 def _emulator_env(venv: Path) -> dict[str, str]:
@@ -111,32 +53,22 @@ def _emulator_env(venv: Path) -> dict[str, str]:
     return env
 
 
-class BigQueryEmulator:
-    """bqemulator in a child process on a free 127.0.0.1 port, in memory; a context manager."""
+class BigQueryEmulator(HttpServerProcess):
+    """bqemulator in a child process on a free 127.0.0.1 port, in memory; a context manager.
+
+    `url` is the value for `BIGQUERY_EMULATOR_HOST`.
+    """
+
+    what = "bqemulator"
+    ready_path = "/readyz"
 
     def __init__(self, project_id: str = PROJECT_ID) -> None:
+        super().__init__()
         self.project_id = project_id
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-        self.root: Path | None = None
-        self.log = Path(os.devnull)
 
-    @property
-    def url(self) -> str:
-        """The value for `BIGQUERY_EMULATOR_HOST`."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 120.0) -> BigQueryEmulator:
-        try:
-            return self._start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, timeout: float) -> BigQueryEmulator:
+    def _start(self, timeout: float) -> None:
+        assert self.root is not None
         executable = ensure_emulator_venv()
-        self.root = Path(tempfile.mkdtemp(prefix="lxp-bqemulator-"))
-        self.log = self.root / "bqemulator.log"
         env = _emulator_env(executable.parent.parent)
         env.update(
             BQEMU_LOG_LEVEL="warning",
@@ -144,52 +76,17 @@ class BigQueryEmulator:
             # Its Avro extension would be downloaded from the network at start: we have none.
             BQEMU_ENABLE_FORMAT_EXTENSIONS="false",
         )
-        for _attempt in range(3):  # another process may take the free port before we bind it
-            self.port = free_port()
-            cmd = [
+        self._launch(
+            lambda port: [
                 str(executable),
                 "start",
-                *("--rest-host", "127.0.0.1", "--rest-port", str(self.port)),
+                *("--rest-host", "127.0.0.1", "--rest-port", str(port)),
                 *("--grpc-host", "127.0.0.1", "--grpc-port", "0"),
                 *("--ephemeral", "--project", self.project_id),
-            ]
-            with open(self.log, "ab") as log:
-                self.process = subprocess.Popen(
-                    cmd,
-                    env=env,
-                    cwd=self.root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent(signal.SIGTERM),
-                )
-            try:
-                wait_until_ready(self._ready, self.process, self.log, "bqemulator", timeout)
-                return self
-            except RuntimeError:
-                if "address already in use" not in log_tail(self.log).lower():
-                    raise
-        raise RuntimeError(f"bqemulator found no free port:\n{log_tail(self.log)}")
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, signal.SIGTERM)
-            self.process = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
-
-    def __enter__(self) -> BigQueryEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            ],
+            env,
+            timeout,
+        )
 
 
 def emulator_credentials(project_id: str = PROJECT_ID):  # -> GcpOAuthCredentials

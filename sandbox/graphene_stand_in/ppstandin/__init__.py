@@ -1,0 +1,1 @@
+"""A PlusPlus GraphQL API on graphene-django itself (see `serve.py`)."""
