@@ -43,7 +43,8 @@ the document is silent; this keeps incremental loads able to see it). Returns th
 revoked, so a test can revoke between two pages), `refuse_client` (the token endpoint answers
 401 invalid_client), `page_size_mode` ("cap" | "error"), `schema_drift` (adds `User.department`
 and `Training.category`), `count_extra` (N: every `count` over-reports by N, a vendor counting
-rows it does not serve).
+rows it does not serve), `token_redirect` (a path or URL: the token endpoint answers 301 to it;
+null turns it off).
 
 Data: deterministic from `config.seed`; `config.rows` split 25% users, 5% groups, 10% trainings,
 60% events; each entity is generated on first use (a million rows take some seconds).
@@ -878,6 +879,8 @@ class Settings:
     schema_drift: bool = False
     count_extra: int = 0
     revoke_tokens_after: int | None = None
+    # a path or URL: the token endpoint answers 301 to it (an organization moved, a proxy)
+    token_redirect: str | None = None
 
 
 @dataclass
@@ -1048,6 +1051,9 @@ class PluvoApi(Api):
             self.settings.page_size_mode = mode
         if "count_extra" in spec:
             self.settings.count_extra = int(spec.pop("count_extra"))
+        if "token_redirect" in spec:
+            target = spec.pop("token_redirect")
+            self.settings.token_redirect = None if target is None else str(target)
         if "revoke_tokens_after" in spec:
             after = spec.pop("revoke_tokens_after")
             self.settings.revoke_tokens_after = None if after is None else int(after)
@@ -1200,6 +1206,8 @@ class PluvoApi(Api):
         return RedirectResponse(str(url.replace(path=url.path + "/")), status_code=301)
 
     async def token_endpoint(self, request: Request) -> Response:
+        if self.settings.token_redirect:
+            return RedirectResponse(self.settings.token_redirect, status_code=301)
         form = dict(
             parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
         )

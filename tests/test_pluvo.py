@@ -57,6 +57,7 @@ def pluvo_switches(switched: SandboxProcess) -> Iterator[SandboxProcess]:
         schema_drift=False,
         count_extra=0,
         revoke_tokens_after=None,
+        token_redirect=None,
     )
 
 

@@ -6,6 +6,7 @@ from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import ConnectionOptions
 from lxp_sync.sources.core.graphql import GraphQLClient
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_CURSOR_FIELDS,
     GRAPHQL_DELETED_FIELD,
@@ -19,11 +20,19 @@ SOURCE = "plusplus_graphql"
 
 
 def graphql_client(
-    base_url: str, api_token: str, *, timeout_s: float = 60.0, max_retries: int = 5
+    base_url: str,
+    api_token: str,
+    *,
+    timeout_s: float = 60.0,
+    max_retries: int = 5,
+    allow_insecure_http: bool = False,
 ) -> GraphQLClient:
     """A GraphQL client for the customer's endpoint, `Authorization: Token <t>`."""
+    url = require_https(
+        base_url, setting="base_url", source=SOURCE, allow_insecure_http=allow_insecure_http
+    )
     api = ApiClient(
-        base_url,
+        url,
         TokenAuth(api_token, "Token"),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
