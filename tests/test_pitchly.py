@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jwt
 import orjson
 import pytest
@@ -61,6 +62,15 @@ def display(entry: dict[str, Any]) -> Any:
     return entry["stringValue"]
 
 
+def joinable(ids: Any) -> Any:
+    """A reference `val` (the document's `wks... rec...`, or `wks...|rec...`) as record ids."""
+    return ids.replace(" ", "|") if isinstance(ids, str) else [joinable(i) for i in ids]
+
+
+def reference(entry: dict[str, Any]) -> Any:
+    return joinable(val(entry))
+
+
 # Pitchly field type -> the columns it becomes: (suffix, warehouse type, entry -> value).
 # A lookup becomes the columns of the field it looks up, plus `__string_value`.
 TYPE_COLUMNS: dict[str, list[tuple[str, str, Callable[[dict[str, Any]], Any]]]] = {
@@ -79,8 +89,8 @@ TYPE_COLUMNS: dict[str, list[tuple[str, str, Callable[[dict[str, Any]], Any]]]] 
         ("__mime_type", "text", part("type")),
         ("__size", "bigint", part("size")),
     ],
-    "reference": [("", "text", val)],
-    "referenceMultiple": [("", "json", val)],
+    "reference": [("", "text", reference)],
+    "referenceMultiple": [("", "json", reference)],
     "formula": [("", "double", number), ("__string_value", "text", display)],
 }
 
@@ -259,6 +269,37 @@ def test_full_sync_loads_every_ready_table_typed_field_type_by_field_type(
             seen[field["type"]] = seen.get(field["type"], 0) + filled
     assert {kind for kind, filled in seen.items() if filled} == {*TYPE_COLUMNS, "lookup"}
     assert len({f["type"] for f in fields.values()}) == len(TYPE_COLUMNS) + 1
+
+
+@pytest.mark.parametrize("form", ["space", "pipe"])
+def test_references_hold_record_ids_that_join_to_the_referenced_tables_id(
+    fresh_sandbox: SandboxProcess, workdir: Path, form: str
+) -> None:
+    sandbox = fresh_sandbox
+    sandbox.configure(api=API, reference_form=form)  # the document's sample, or record ids
+    resources = ["sales__companies", "sales__deals", "legal__clients", "legal__matters"]
+
+    sync("pitchly", sandbox, workdir, resources=resources)
+
+    with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
+
+        def count(sql: str) -> int:
+            return con.execute(sql).fetchone()[0]
+
+        for table, column, target in [
+            ("sales__deals", "company", "sales__companies"),
+            ("legal__matters", "client", "legal__clients"),
+        ]:
+            referencing = count(f"SELECT count(*) FROM pitchly.{table} WHERE {column} IS NOT NULL")
+            joined = count(
+                f"SELECT count(*) FROM pitchly.{table} r JOIN pitchly.{target} t ON r.{column} = t.id"
+            )
+            assert 0 < referencing == joined, (table, referencing, joined)
+        partners = con.execute(
+            "SELECT p.id IS NOT NULL FROM (SELECT unnest(CAST(partners AS VARCHAR[])) AS ref "
+            "FROM pitchly.sales__deals) d LEFT JOIN pitchly.sales__companies p ON d.ref = p.id"
+        ).fetchall()
+        assert partners and all(found for (found,) in partners)
 
 
 def test_metadata_tables_list_workspaces_tables_and_fields_with_their_warehouse_names(

@@ -20,6 +20,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from lxp_sync.sources.pitchly.settings import (
     FIELD_COLUMNS,
+    LOADED_AS,
     LOOKUP,
     LOOKUP_EXTRA,
     METADATA_RESOURCES,
@@ -122,8 +123,13 @@ class Column:
     """One warehouse column of a field: its name, dlt type and where its value comes from."""
 
     name: str
-    data_type: str
+    data_type: str  # a dlt data type, or a kind of `LOADED_AS` (converted as it loads)
     source: str  # a key of the field's `value` (`val`, `currency`, ...) or `stringValue`
+
+    @property
+    def loaded_as(self) -> str:
+        """The dlt data type of the column."""
+        return LOADED_AS.get(self.data_type, self.data_type)
 
 
 def field_columns(
@@ -190,7 +196,7 @@ def column_hints(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, dict[str
     hints: dict[str, dict[str, Any]] = {"id": {"data_type": "text", "nullable": False}}
     for columns in layout.values():
         for column in columns:
-            hint: dict[str, Any] = {"data_type": column.data_type, "nullable": True}
+            hint: dict[str, Any] = {"data_type": column.loaded_as, "nullable": True}
             if column.data_type == "timestamp":
                 hint["timezone"] = True
             hints[column.name] = hint

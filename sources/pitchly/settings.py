@@ -36,9 +36,9 @@ INCREMENTAL_LAG_S = 300.0
 # a key of `value` (`val`, `currency`, `type`, `size`), or the `stringValue`.
 STRING_VALUE = "stringValue"
 
-# field type -> columns: (suffix, dlt data type, source). The first column is named after the
-# field; the others get `__<suffix>`. Value shapes follow Pitchly's field-type page. `json`
-# columns hold lists (of options, of record ids).
+# field type -> columns: (suffix, kind, source). The first column is named after the field; the
+# others get `__<suffix>`. Value shapes follow Pitchly's field-type page. A kind is a dlt data
+# type, or one of `LOADED_AS` (converted on the way). `json` columns hold lists (of options).
 FIELD_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "text": (("", "text", "val"),),
     "multilineText": (("", "text", "val"),),
@@ -51,11 +51,15 @@ FIELD_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "updatedAt": (("", "timestamp", "val"),),
     "currency": (("", "double", "val"), ("currency", "text", "currency")),
     "attachment": (("", "text", "val"), ("mime_type", "text", "type"), ("size", "bigint", "size")),
-    "reference": (("", "text", "val"),),
-    "referenceMultiple": (("", "json", "val"),),
+    "reference": (("", "record_id", "val"),),
+    "referenceMultiple": (("", "record_ids", "val"),),
     # numeric results typed; text results (and Pitchly's display of every result) in string_value
     "formula": (("", "double", "val"), ("string_value", "text", STRING_VALUE)),
 }
+# Column kinds that are not dlt data types, and the type each loads as. A reference's `val` is
+# `wks... rec...` in the field-type page's sample (workspace id, a space, record id) while record
+# ids are `wks...|rec...` everywhere else: `record_id` columns hold the id form, which joins.
+LOADED_AS = {"record_id": "text", "record_ids": "json"}
 # A lookup takes the columns of the field it looks up, plus Pitchly's display of the value.
 LOOKUP_EXTRA = ("string_value", "text", STRING_VALUE)
 # A field type this code does not know: its value (as JSON text unless it is text), and

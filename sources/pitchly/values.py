@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lxp_sync.sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
 from lxp_sync.sources.core.paging import parse_iso
@@ -57,6 +58,26 @@ def moment(value: Any) -> datetime | None:
         return None
 
 
+def record_id(raw: Any) -> Any:
+    """A reference's `val` as the record id it names: `wksA recB` -> `wksA|recB`.
+
+    The field-type page's sample writes a reference as workspace id, a space, record id; records
+    carry ids as `wks...|rec...`. Both forms are read; the id form is what joins to `id`.
+    """
+    if not isinstance(raw, str):
+        return _text(raw)
+    workspace, space, record = raw.strip().partition(" ")
+    if space and record and "|" not in raw and " " not in record.strip():
+        return f"{workspace}|{record.strip()}"
+    return raw
+
+
+def _record_ids(raw: Any) -> Any:
+    if raw is None:
+        return None
+    return [record_id(item) for item in (raw if isinstance(raw, list) else [raw])]
+
+
 def _json(raw: Any) -> Any:
     """A list of texts (dropdown multiple options, record ids)."""
     if raw is None:
@@ -72,18 +93,29 @@ CASTS: dict[str, Callable[[Any], Any]] = {
     "bool": _bool,
     "timestamp": moment,
     "json": _json,
+    "record_id": record_id,
+    "record_ids": _record_ids,
 }
 # the shared types, and lists of texts for `json` (dlt loads an Arrow list as a JSON column)
-ARROW_TYPES: dict[str, pa.DataType] = {**CORE_ARROW_TYPES, "json": pa.list_(pa.string())}
+ARROW_TYPES: dict[str, pa.DataType] = {
+    **CORE_ARROW_TYPES,
+    "json": pa.list_(pa.string()),
+    "record_id": pa.string(),
+    "record_ids": pa.list_(pa.string()),
+}
+# `wks... rec...` (one space between two ids without spaces or bars) -> `wks...|rec...`
+_SPACED_ID = r"^\s*([^|\s]+)\s+([^|\s]+)\s*$"
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
 def _array(values: list[Any], data_type: str) -> pa.Array:
     arrow_type = ARROW_TYPES[data_type]
-    if data_type in ("text", "timestamp"):
+    if data_type in ("text", "timestamp", "record_id"):
         # the common case in one go: texts (ISO-8601 in any offset, for timestamps)
         try:
             texts = pa.array(values, pa.string())
+            if data_type == "record_id":
+                return pc.replace_substring_regex(texts, _SPACED_ID, r"\1|\2")
             return texts if data_type == "text" else texts.cast(arrow_type)
         except _ARROW_ERRORS:
             pass
