@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -23,10 +24,20 @@ OFFSETS = [
 ]
 
 
+def _exact(value: Any) -> Any:
+    """orjson's hook for what it cannot write: a `Decimal` as the JSON number it is, every digit."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any, option: int | None = None) -> bytes:
+    """JSON bytes; `Decimal`s as numbers with all their digits (more than a double holds)."""
+    return orjson.dumps(value, default=_exact, option=option)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
-    )
+    return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
 def seeded_uuid(rng: random.Random) -> str:

@@ -17,6 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -100,9 +101,11 @@ def stamp_strings(ms: int) -> tuple[str, str]:
     return iso, display
 
 
-def format_number(value: int | float) -> str:
+def format_number(value: int | float | Decimal) -> str:
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, Decimal):
+        return f"{value:,f}".rstrip("0").rstrip(".")
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
@@ -732,6 +735,10 @@ def raw_value(f: Field, rng: random.Random) -> Any:
     if kind == NUMBER:
         if f.gen == "float":
             return round(rng.random() * 500000, 2)
+        if f.gen == "big":  # past 2**53: a double would change the last digits
+            return (-1 if rng.random() < 0.1 else 1) * (2**53 + rng.getrandbits(62))
+        if f.gen == "precise":  # 18 decimal places, up to 21 digits: more than a double holds
+            return Decimal(rng.getrandbits(67) - 2**66).scaleb(-18)
         return int(rng.random() ** 3 * 250000)
     if kind == BOOLEAN:
         return rng.random() < 0.5
@@ -809,6 +816,8 @@ STRUCTURE: list[tuple[str, list[tuple[str, float, bool, list[FieldSpec]]]]] = [
             ("Public", BOOLEAN, {"empty": 0.2}),
             ("Founded", DATE, {"empty": 0.1}),
             ("Logo", ATTACHMENT, {"empty": 0.3}),
+            ("Market Cap", NUMBER, {"gen": "big", "empty": 0.2}),
+            ("Growth Rate", NUMBER, {"gen": "precise", "empty": 0.2}),
             ("Created At", CREATED_AT, {}),
             ("Updated At", UPDATED_AT, {}),
         ]),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,7 @@ DESTINATION_TYPES = {
         "timestamp": "TIMESTAMP WITH TIME ZONE",
         "date": "DATE",
         "json": "JSON",
+        "decimal": "DECIMAL(38,18)",
     },
     "postgres": {
         "text": "character varying",
@@ -61,6 +63,7 @@ DESTINATION_TYPES = {
         "timestamp": "timestamp with time zone",
         "date": "date",
         "json": "jsonb",
+        "decimal": "numeric",
     },
     "bigquery": {
         "text": "STRING",
@@ -70,6 +73,7 @@ DESTINATION_TYPES = {
         "timestamp": "TIMESTAMP",  # always with a time zone in BigQuery
         "date": "DATE",
         "json": "STRING",  # BigQuery says JSON; the emulator's INFORMATION_SCHEMA says STRING
+        "decimal": "NUMERIC",  # dlt creates BIGNUMERIC(38,18); the emulator reports NUMERIC
     },
 }
 
@@ -319,12 +323,17 @@ CASES: dict[str, SourceCase] = {
             "sales__deals": {
                 "updated_at": "timestamp",
                 "won": "bool",
-                "deal_size": "double",
+                "deal_size": "decimal",
                 "partners": "json",
                 "amount__currency": "text",
             },
-            "sales__companies": {"industries": "json", "logo__size": "bigint", "public": "bool"},
-            "legal__matters": {"opened": "timestamp", "fee": "double"},
+            "sales__companies": {
+                "industries": "json",
+                "logo__size": "bigint",
+                "public": "bool",
+                "market_cap": "decimal",
+            },
+            "legal__matters": {"opened": "timestamp", "fee": "decimal"},
         },
         drift=Drift(
             key="id",
@@ -421,6 +430,27 @@ def test_full_sync_equals_truth_and_columns_get_the_destination_types(
     case.equals_truth(sandbox, read, False)
     assert_no_duplicate_keys(pipeline, read)
     assert_destination_types(destination, pipeline, case.types)
+
+
+def test_pitchly_numbers_keep_every_digit(destination: Warehouse, sandbox: SandboxProcess) -> None:
+    """Integers past 2**53 and decimals with more digits than a double holds, unchanged."""
+    table = "sales__companies"
+    pipeline = sync_to(destination, "pitchly", sandbox, resources=[table])
+
+    truth = {row["id"]: row for row in _pitchly_truth(sandbox, table)}
+    rows = destination.rows(pipeline, table)
+    assert sorted(row["id"] for row in rows) == sorted(truth)
+    columns = ["employees", "market_cap", "growth_rate"]
+    for row in rows:
+        for column in columns:
+            want, got = truth[row["id"]].get(column), row[column]
+            assert got == want, f"{row['id']}.{column}: {got!r}, want {want!r}"
+            assert got is None or isinstance(got, Decimal), f"{column}: {got!r}"
+    big = [
+        row["market_cap"] for row in rows if row["market_cap"] and abs(row["market_cap"]) > 2**53
+    ]
+    long = [row["growth_rate"] for row in rows if row["growth_rate"] is not None]
+    assert big and any(len(value.normalize().as_tuple().digits) > 17 for value in long)
 
 
 # --- Incremental ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import stat
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def val(entry: dict[str, Any]) -> Any:
 
 def number(entry: dict[str, Any]) -> Any:
     value = val(entry)
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return value if isinstance(value, int | Decimal) and not isinstance(value, bool) else None
 
 
 def part(key: str) -> Callable[[dict[str, Any]], Any]:
@@ -77,13 +78,13 @@ TYPE_COLUMNS: dict[str, list[tuple[str, str, Callable[[dict[str, Any]], Any]]]] 
     "text": [("", "text", val)],
     "multilineText": [("", "text", val)],
     "dropdown": [("", "text", val)],
-    "number": [("", "double", val)],
+    "number": [("", "decimal", number)],
     "boolean": [("", "bool", val)],
     "dropdownMultiple": [("", "json", val)],
     "date": [("", "timestamp", val)],
     "createdAt": [("", "timestamp", val)],
     "updatedAt": [("", "timestamp", val)],
-    "currency": [("", "double", val), ("__currency", "text", part("currency"))],
+    "currency": [("", "decimal", number), ("__currency", "text", part("currency"))],
     "attachment": [
         ("", "text", val),
         ("__mime_type", "text", part("type")),
@@ -91,7 +92,7 @@ TYPE_COLUMNS: dict[str, list[tuple[str, str, Callable[[dict[str, Any]], Any]]]] 
     ],
     "reference": [("", "text", reference)],
     "referenceMultiple": [("", "json", reference)],
-    "formula": [("", "double", number), ("__string_value", "text", display)],
+    "formula": [("", "decimal", number), ("__string_value", "text", display)],
 }
 
 
@@ -132,7 +133,7 @@ def expected_rows(
         for suffix, data_type, _ in columns_of(field, fields_by_id):
             types[column_name(field) + suffix] = data_type
     rows = []
-    for node in sandbox.truth(API, f"records:{table_id}"):
+    for node in sandbox.truth(API, f"records:{table_id}", exact=True):
         row: dict[str, Any] = {"id": node["id"]}
         for entry in node["fields"]:
             field = fields_by_id[entry["fieldId"]]
@@ -408,6 +409,34 @@ def test_next_run_reflects_added_renamed_removed_fields_and_updated_deleted_reco
     assert since["conditions"][0]["comparison"]["operator"] == "is-on-or-after"
     # Companies lost a record: the count says so, and the table is read in full
     assert records_filters(sandbox, tables["Companies"]) == [None]
+
+
+def test_a_column_that_changes_type_fails_in_one_line_until_a_full_refresh(
+    fresh_sandbox: SandboxProcess, workdir: Path
+) -> None:
+    sandbox = fresh_sandbox
+    deals = tables_by_name(sandbox)["Deals"]["id"]
+    fields = f"fields:{deals}"
+    added = sandbox.mutate(api=API, entity=fields, add={"name": "Score", "type": "text"})
+    sandbox.mutate(api=API, entity=f"records:{deals}", insert=2)
+    env = pitchly_env(sandbox, workdir)
+    run = ("run", "pitchly", "--resources", "sales__deals", "--pipelines-dir", "pipelines")
+    assert lxp_sync(*run, env=env, cwd=workdir).returncode == 0
+    # a number field of the same name replaces it: its column would keep the name
+    sandbox.mutate(api=API, entity=fields, remove=added["added"]["id"])
+    sandbox.mutate(api=API, entity=fields, add={"name": "Score", "type": "number"})
+    sandbox.mutate(api=API, entity=f"records:{deals}", insert=3)
+
+    result = lxp_sync(*run, env=env, cwd=workdir)
+
+    assert result.returncode == 2, result.stderr
+    line = error_line(result.stderr)
+    assert "pitchly.sales__deals: columns change type (score: text -> decimal)" in line, line
+    assert "--full-refresh" in line
+    again = lxp_sync(*run, "--full-refresh", env=env, cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    loaded = duckdb_rows(str(workdir / "lxp_sync.duckdb"), "pitchly", "sales__deals")
+    assert sum(isinstance(row["score"], Decimal) for row in loaded) == 3
 
 
 def test_a_rerun_without_changes_reads_almost_nothing_and_changes_nothing(

@@ -6,6 +6,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -315,7 +316,7 @@ def test_every_field_type_has_the_docs_value_shape(sandbox: SandboxProcess, trut
                 elif kind == "number":
                     assert (
                         isinstance(val, int | float)
-                        and string.replace(",", "").replace(".", "").isdigit()
+                        and string.lstrip("-").replace(",", "").replace(".", "").isdigit()
                     )
                     assert float(string.replace(",", "")) == pytest.approx(val)
                 elif kind == "boolean":
@@ -570,6 +571,21 @@ def test_record_mutations_move_updated_at_and_reach_the_api(fresh_sandbox: Sandb
     assert unlinked["cascaded"]
     for node in all_records(fresh_sandbox, deals, first=1000):
         assert company.replace("|", " ") not in str(node["fields"])
+
+
+def test_numbers_carry_more_digits_than_a_double_in_the_json_text(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
+    companies = tables_by_name(truth)["Companies"]["id"]
+    f = fields_by_name(truth, companies)
+    exact = sandbox.truth(API, f"records:{companies}", exact=True)
+    big = [v["val"] for n in exact if (v := values(n).get(f["Market Cap"]["id"]))]
+    long = [v["val"] for n in exact if (v := values(n).get(f["Growth Rate"]["id"]))]
+    assert any(isinstance(v, int) and abs(v) > 2**53 and float(v) != v for v in big)
+    assert any(isinstance(v, Decimal) and Decimal(repr(float(v))) != v for v in long)
+    token = make_jwt(iat=int(time.time()))
+    raw = post_graphql(sandbox, RECORDS_QUERY, {"tableId": companies, "first": 1000}, token).content
+    assert str(big[0]).encode() in raw and str(long[0]).encode() in raw  # every digit, as numbers
 
 
 def test_references_switch_between_the_documents_space_form_and_record_ids() -> None:

@@ -18,6 +18,7 @@ from lxp_sync.sources.core.auth import (
 from lxp_sync.sources.core.errors import AuthenticationError, ConfigurationError
 from lxp_sync.sources.core.graphql import GraphQLClient, IntrospectedSchema, unwrap
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.numbers import loads_exact
 from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.pitchly.naming import configured_name, default_table_name
 from lxp_sync.sources.pitchly.settings import AUTH_MODES
@@ -135,7 +136,13 @@ def graphql_client(
     )
     # httpx ends a base URL with `/`: the endpoint's last segment is the request path
     base, _, path = graphql_url.strip().rstrip("/").rpartition("/")
-    api = ApiClient(base + "/", auth, timeout=timeout_s, retry=RetryPolicy(max_retries=max_retries))
+    api = ApiClient(
+        base + "/",
+        auth,
+        timeout=timeout_s,
+        retry=RetryPolicy(max_retries=max_retries),
+        decode=loads_exact,  # Number fields may hold more digits than a double
+    )
     return GraphQLClient(api, path, source=SOURCE, renew_auth=auth.invalidate)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+from lxp_sync.sources.core.numbers import decimal_hint
 from lxp_sync.sources.pitchly.settings import (
     FIELD_COLUMNS,
     LOADED_AS,
@@ -197,10 +198,33 @@ def column_hints(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, dict[str
     for columns in layout.values():
         for column in columns:
             hint: dict[str, Any] = {"data_type": column.loaded_as, "nullable": True}
+            if column.data_type == "decimal":
+                hint = decimal_hint()
             if column.data_type == "timestamp":
                 hint["timezone"] = True
             hints[column.name] = hint
     return hints
+
+
+def retyped_columns(
+    before: Mapping[str, list[list[str]]] | None, after: Mapping[str, list[list[str]]]
+) -> list[str]:
+    """`column: old -> new` for each column whose warehouse type differs between two layout
+    signatures (a field retyped in Pitchly, or numbers loaded as double by an older version)."""
+
+    def types(signature: Mapping[str, list[list[str]]]) -> dict[str, str]:
+        return {
+            name: LOADED_AS.get(kind, kind)
+            for columns in signature.values()
+            for name, kind, _ in columns
+        }
+
+    old, new = types(before or {}), types(after)
+    return [
+        f"{name}: {old[name]} -> {new[name]}"
+        for name in new
+        if old.get(name, new[name]) != new[name]
+    ]
 
 
 def layout_signature(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, list[list[str]]]:

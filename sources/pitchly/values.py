@@ -3,7 +3,8 @@
 A record is `{id, fields: [{fieldId, value, stringValue}]}` with only the fields that have a
 value; each field's columns take a key of its `value` (`val`, `currency`, `type`, `size`) or its
 `stringValue`. Values of the wrong shape for their column become NULL (text columns keep them
-as JSON text) rather than failing the run.
+as JSON text) rather than failing the run. Numbers are decimals, exactly as the API wrote them
+(see `core/numbers.py`); reference values become record ids.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lxp_sync.sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
+from lxp_sync.sources.core.numbers import DecimalColumn
 from lxp_sync.sources.core.paging import parse_iso
 from lxp_sync.sources.pitchly.naming import Column
 from lxp_sync.sources.pitchly.settings import PRIMARY_KEY, STRING_VALUE
@@ -26,12 +28,6 @@ def _text(raw: Any) -> Any:
     if raw is None or isinstance(raw, str):
         return raw
     return orjson.dumps(raw).decode()
-
-
-def _double(raw: Any) -> Any:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None
-    return float(raw)
 
 
 def _bigint(raw: Any) -> Any:
@@ -88,7 +84,6 @@ def _json(raw: Any) -> Any:
 
 CASTS: dict[str, Callable[[Any], Any]] = {
     "text": _text,
-    "double": _double,
     "bigint": _bigint,
     "bool": _bool,
     "timestamp": moment,
@@ -102,6 +97,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "json": pa.list_(pa.string()),
     "record_id": pa.string(),
     "record_ids": pa.list_(pa.string()),
+    "decimal": DecimalColumn.arrow_type,
 }
 # `wks... rec...` (one space between two ids without spaces or bars) -> `wks...|rec...`
 _SPACED_ID = r"^\s*([^|\s]+)\s+([^|\s]+)\s*$"
@@ -126,7 +122,7 @@ def _array(values: list[Any], data_type: str) -> pa.Array:
 class PageConverter:
     """Record nodes -> one Arrow table with every column of a table's layout, typed."""
 
-    def __init__(self, layout: Mapping[str, Sequence[Column]]) -> None:
+    def __init__(self, layout: Mapping[str, Sequence[Column]], resource: str | None = None) -> None:
         self.columns = [(PRIMARY_KEY, "text")] + [
             (column.name, column.data_type) for columns in layout.values() for column in columns
         ]
@@ -140,6 +136,11 @@ class PageConverter:
                 for name, data_type in self.columns
             ]
         )
+        self.decimals = {
+            name: DecimalColumn(name, resource)
+            for name, data_type in self.columns
+            if data_type == "decimal"
+        }
 
     def table(self, nodes: Sequence[Mapping[str, Any]]) -> pa.Table:
         """A field missing from a record is NULL; a field the layout lacks (added after the
@@ -163,7 +164,12 @@ class PageConverter:
                         column[i] = item.get("stringValue")
                     elif isinstance(value, dict):
                         column[i] = value.get(source)
-        arrays = [_array(data[name], data_type) for name, data_type in self.columns]
+        arrays = [
+            self.decimals[name].array(data[name], ids)
+            if name in self.decimals
+            else _array(data[name], data_type)
+            for name, data_type in self.columns
+        ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
