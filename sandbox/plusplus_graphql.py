@@ -21,7 +21,9 @@ Endpoint: `POST /plusplus_graphql/graphql/` (also without the trailing slash), J
   `AssignmentType`, `ContentItemType` (nested only), `TrackType`, `TagType`) implement `Node`;
   each has `pk: Int!`, `id: ID!` (relay global id, base64 of `<Type>:<pk>`), `created` and
   `modified` (DateTime: ISO-8601 with an offset, in several offsets, as graphene writes them),
-  `is_deleted: Boolean!`. Deprecated fields: `EventType.duration`, `UserType.username`. Signed
+  `is_deleted: Boolean!`. Deprecated fields: `EventType.duration`, `UserType.username`.
+  Free-form: `EventType.custom_fields` (`GenericScalar`) and `EventType.registration_form`
+  (`JSONString`, graphene's JSON text: an object, a list, a lone string, or null). Signed
   image URLs (`cover_url`, `avatar_url`): `https://cdn.example.com/<entity>/<pk>/cover.png?
   Expires=<unix ts 7-8 days ahead, constant for a UTC day>&Signature=<hmac>`.
 - The request log (`request.scope["sandbox_log"]`) gets `root_fields` (field names, not aliases,

@@ -22,7 +22,9 @@ number of rows matching the filters (`email` matches case-insensitively). `first
 (default) a larger `first` gets 50 rows, with "error" it is a GraphQL error "first must be <= 50".
 Rows are ordered by (updatedAt, id) ascending; a cursor encodes that pair, so paging continues
 after the cursor's position even when rows change in between. Two plain root fields, `me` and
-`organisation`, are not connections and need no scope.
+`organisation`, are not connections and need no scope. `Training.settings` is a free-form `JSON`
+scalar (an object, a list, a lone number, or null) and `Training.metadata` a `JSONString` (JSON
+text: an object, a lone string, or null); both are assumed (the document names no such field).
 
 Ground truth: `truth(entity)`, `entity` being the connection name (`paginatedUsers`; the short
 names `users`, `groups`, `trainings`, `events` work too), is every node of the connection in page
@@ -216,6 +218,8 @@ ENTITIES: dict[str, Entity] = {
                 _f("language", "Language!"),
                 _f("owner", "User", ref="users"),
                 _f("startsAt", "DateTime"),
+                _f("settings", "JSON"),
+                _f("metadata", "JSONString"),
                 *_STAMPS,
                 _f("category", "String", drift=True),
             ),
@@ -262,6 +266,10 @@ def schema_sdl(drift: bool = False) -> str:
     out = [
         '"""An ISO-8601 date and time with a UTC offset."""',
         "scalar DateTime",
+        '"""Any JSON value: an object, a list, or a lone string, number or boolean."""',
+        "scalar JSON",
+        '"""A JSON document serialized as a string (its text)."""',
+        "scalar JSONString",
         *(f"enum {name} {{ {' '.join(values)} }}" for name, values in _ENUMS.items()),
         "type PageInfo {\n  hasNextPage: Boolean!\n  hasPreviousPage: Boolean!\n"
         "  startCursor: String\n  endCursor: String\n}",
@@ -506,6 +514,27 @@ def _gen_group(rng: random.Random, i: int, ids: list[str], refs: dict[str, list[
     }
 
 
+def _training_settings(i: int) -> Any:
+    """A free-form `JSON` value (from `i` alone: the other fields' draws stay as they were)."""
+    kind = i % 8
+    if kind < 3:
+        return None
+    if kind < 6:
+        return {"maxAttempts": 1 + i % 5, "certificate": {"enabled": kind == 4, "validDays": 365}}
+    return ["self-paced", i % 3] if kind == 6 else 42  # a list, and a lone number
+
+
+def _training_metadata(i: int) -> str | None:
+    """A `JSONString` value: JSON text."""
+    if i % 5 == 0:
+        return None
+    if i % 5 == 4:
+        return orjson.dumps(f"legacy-{i}").decode()  # a lone string, as JSON text
+    return orjson.dumps(
+        {"source": "import", "batch": i % 7, "labels": ["a", "b"][: i % 3]}
+    ).decode()
+
+
 def _gen_training(rng: random.Random, i: int, ids: list[str], refs: dict[str, list[str]]) -> dict:
     r = rng.random
     created, updated = _stamps(r)
@@ -528,6 +557,8 @@ def _gen_training(rng: random.Random, i: int, ids: list[str], refs: dict[str, li
         "createdAt": _iso(created, r),
         "updatedAt": _iso(updated, r),
         "category": _CATEGORIES[int(r() * len(_CATEGORIES))] if r() < 0.9 else None,
+        "settings": _training_settings(i),
+        "metadata": _training_metadata(i),
         "_us": updated,
     }
 

@@ -276,6 +276,7 @@ CASES: dict[str, SourceCase] = {
                 "price": "double",
                 "enrollment_count": "bigint",
                 "custom_fields": "json",
+                "registration_form": "json",  # JSONString
                 "event_type__pk": "bigint",
             },
             "assignments": {"due_date": "date"},
@@ -304,7 +305,12 @@ CASES: dict[str, SourceCase] = {
             },
             "users": {"is_active": "bool", "last_login_at": "timestamp"},
             "users__roles": {"value": "text"},
-            "trainings": {"passing_score": "double", "is_mandatory": "bool"},
+            "trainings": {
+                "passing_score": "double",
+                "is_mandatory": "bool",
+                "settings": "json",  # JSON
+                "metadata": "json",  # JSONString
+            },
             "trainings__tags": {"value": "text"},
         },
         drift=Drift(

@@ -10,7 +10,6 @@ from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_CURSOR_FIELDS,
     GRAPHQL_DELETED_FIELD,
-    GRAPHQL_JSON_SCALARS,
     GRAPHQL_MAX_PAGE_SIZE,
     GRAPHQL_PRIMARY_KEY,
     GRAPHQL_SERVER_FILTERS,
@@ -54,5 +53,4 @@ def connection_options(
         deleted_field=GRAPHQL_DELETED_FIELD,
         hard_delete=hard_delete,
         check_count=True,
-        json_scalars=GRAPHQL_JSON_SCALARS,
     )
