@@ -119,7 +119,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import Api, json_response
+from lxp_sync_sandbox.base import Api, json_response, serving_odd_timestamps
 from lxp_sync_sandbox.pitchly_data import (
     ATTACHMENT,
     BOOLEAN,
@@ -331,7 +331,7 @@ class PitchlyApi(Api):
 
     def routes(self) -> list[Any]:
         return [
-            Route("/graphql", self._graphql, methods=["POST"]),
+            Route("/graphql", serving_odd_timestamps(self, self._graphql), methods=["POST"]),
             Route("/api/oauth/token", self._token, methods=["POST"]),
         ]
 
@@ -377,6 +377,7 @@ class PitchlyApi(Api):
             "fast_path",
             "max_page_size",
             "reference_form",
+            "odd_timestamps",
         }
         if unknown:
             raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
@@ -390,6 +391,8 @@ class PitchlyApi(Api):
             self.graphql.fast_path = bool(spec["fast_path"])
         if "max_page_size" in spec:
             self.graphql.max_page_size = int(spec["max_page_size"])
+        if "odd_timestamps" in spec:
+            self.odd_timestamps = bool(spec["odd_timestamps"])
         if "reference_form" in spec:
             self.org.set_reference_form(str(spec["reference_form"]))
         return {

@@ -76,7 +76,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import Api
+from lxp_sync_sandbox.base import Api, serving_odd_timestamps
 from lxp_sync_sandbox.plusplus_graphql_data import ENTITIES, Store, url_expiry
 from lxp_sync_sandbox.plusplus_graphql_schema import (
     Selection,
@@ -146,8 +146,8 @@ class PlusPlusGraphqlApi(Api):
 
     def routes(self) -> list[Any]:
         return [
-            Route("/graphql/", self.endpoint, methods=["POST"]),
-            Route("/graphql", self.endpoint, methods=["POST"]),
+            Route("/graphql/", serving_odd_timestamps(self, self.endpoint), methods=["POST"]),
+            Route("/graphql", serving_odd_timestamps(self, self.endpoint), methods=["POST"]),
         ]
 
     def describe(self, base_url: str) -> dict[str, Any]:

@@ -100,7 +100,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import EPOCH, OFFSETS, Api, iso, json_response, now, seeded_uuid
+from lxp_sync_sandbox.base import (
+    EPOCH,
+    OFFSETS,
+    Api,
+    iso,
+    json_response,
+    now,
+    seeded_uuid,
+    serving_odd_timestamps,
+)
 
 CLIENT_ID = "sandbox-pluvo-client"
 CLIENT_SECRET = "sandbox-pluvo-secret"
@@ -1053,7 +1062,11 @@ class PluvoApi(Api):
         return [
             Route("/oauth/token/", self.token_endpoint, methods=["POST"]),
             Route("/oauth/token", self.add_slash, methods=["GET", "POST"]),
-            Route("/graphql/", self.graphql_endpoint, methods=["GET", "POST"]),
+            Route(
+                "/graphql/",
+                serving_odd_timestamps(self, self.graphql_endpoint),
+                methods=["GET", "POST"],
+            ),
             Route("/graphql", self.add_slash, methods=["GET", "POST"]),
         ]
 

@@ -39,7 +39,10 @@ def _as_loaded(expected: Any, loaded: Any) -> Any:
     if expected is None or loaded is None:
         return expected
     if isinstance(loaded, datetime) and isinstance(expected, str):
-        moment = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+        # naive means UTC, a date alone midnight UTC, digits past microseconds are dropped
+        moment = datetime.fromisoformat(expected)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
         if loaded.tzinfo is None:  # a destination without zones stores UTC
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         return moment

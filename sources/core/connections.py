@@ -147,6 +147,12 @@ def connection_resource(
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
     parse_cursor = cursor if is_datetime else None
+    # the other DateTime fields by the core's rules too (a text that is none stays text)
+    stamps = [
+        f
+        for f, scalar in schema.leaf_fields(connection.node_type).items()
+        if scalar == "DateTime" and f != parse_cursor
+    ]
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
@@ -176,6 +182,7 @@ def connection_resource(
                     _drop_null_objects(page.nodes, nested)
                 if free_form:
                     free_form_values(page.nodes, free_form)
+                parse_datetimes(page.nodes, *stamps, strict=False)
                 if parse_cursor:
                     parse_datetimes(page.nodes, parse_cursor)
                 yield page.nodes

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from lxp_sync.sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
 from lxp_sync.sources.core.numbers import DecimalColumn
-from lxp_sync.sources.core.paging import parse_iso
+from lxp_sync.sources.core.timestamps import parse_iso, timestamp_array
 from lxp_sync.sources.pitchly.naming import Column
 from lxp_sync.sources.pitchly.settings import PRIMARY_KEY, STRING_VALUE
 
@@ -86,7 +86,6 @@ CASTS: dict[str, Callable[[Any], Any]] = {
     "text": _text,
     "bigint": _bigint,
     "bool": _bool,
-    "timestamp": moment,
     "json": _json,
     "record_id": record_id,
     "record_ids": _record_ids,
@@ -106,13 +105,15 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError
 
 def _array(values: list[Any], data_type: str) -> pa.Array:
     arrow_type = ARROW_TYPES[data_type]
-    if data_type in ("text", "timestamp", "record_id"):
-        # the common case in one go: texts (ISO-8601 in any offset, for timestamps)
+    if data_type == "timestamp":  # the core's parser; a value that is none is NULL
+        return timestamp_array(values)[0]
+    if data_type in ("text", "record_id"):
+        # the common case in one go: texts
         try:
             texts = pa.array(values, pa.string())
             if data_type == "record_id":
                 return pc.replace_substring_regex(texts, _SPACED_ID, r"\1|\2")
-            return texts if data_type == "text" else texts.cast(arrow_type)
+            return texts
         except _ARROW_ERRORS:
             pass
     cast = CASTS[data_type]

@@ -106,9 +106,11 @@ def _rest_resource(
             window = timedelta(days=refresh_window_days)
             pages = drop_unchanged(pages, dlt.current.resource_state(), cursor, window)
         if endpoint.arrow:
-            yield from batched_arrow(pages, hints)  # Arrow parses the timestamps
+            yield from batched_arrow(pages, hints)  # timestamps by the core's parser
         else:
+            stamps = [c for c, hint in hints.items() if hint["data_type"] == "timestamp"]
             for rows in pages:
+                parse_datetimes(rows, *stamps, strict=False)  # the core's rules, not dlt's
                 if cursor:
                     parse_datetimes(rows, cursor)
                 yield rows
