@@ -459,6 +459,50 @@ def test_pitchly_numbers_keep_every_digit(destination: Warehouse, sandbox: Sandb
     assert big and any(len(value.normalize().as_tuple().digits) > 17 for value in long)
 
 
+# two Pitchly field names past PostgreSQL's 63 bytes that differ only at their end
+LONG_NAME = "Quarterly revenue forecast adjusted for seasonal effects and currency moves in"
+
+
+@pytest.fixture
+def long_fields(changing: SandboxProcess) -> Iterator[dict[str, str]]:
+    """Two fields with long names in Deals (field id -> name), and records that have them."""
+    deals = _pitchly_table_id(changing, "sales__deals")
+    added = {}
+    for suffix, kind in (("EMEA", "text"), ("APAC", "number")):
+        spec = {"name": f"{LONG_NAME} {suffix}", "type": kind}
+        field = changing.mutate(api="pitchly", entity=f"fields:{deals}", add=spec)["added"]
+        added[field["id"]] = field["name"]
+    changing.mutate(api="pitchly", entity=f"records:{deals}", insert=3)
+    yield added
+    for field_id in added:
+        changing.mutate(api="pitchly", entity=f"fields:{deals}", remove=field_id)
+
+
+def test_pitchly_field_names_past_63_bytes_land_as_distinct_stable_columns(
+    destination: Warehouse, changing: SandboxProcess, long_fields: dict[str, str]
+) -> None:
+    table = "sales__deals"
+    sync_to(destination, "pitchly", changing, resources=["fields", table])
+    pipeline = sync_to(destination, "pitchly", changing, resources=["fields", table])  # again
+
+    fields = {row["id"]: row for row in destination.rows(pipeline, "fields")}
+    columns = {fid: fields[fid]["columns"] for fid in long_fields}
+    names = [name for found in columns.values() for name in found]
+    assert len(set(names)) == len(names) == 2, columns
+    assert all(len(name.encode()) <= 63 for name in names), names
+    found = destination.column_types(pipeline, table)
+    assert set(names) <= set(found), f"{names} not among the columns {sorted(found)}"
+    records = changing.truth("pitchly", f"records:{_pitchly_table_id(changing, table)}", True)
+    truth = {n["id"]: {e["fieldId"]: e["value"]["val"] for e in n["fields"]} for n in records}
+    filled = dict.fromkeys(names, 0)
+    for row in destination.rows(pipeline, table):
+        for field_id, [column] in columns.items():
+            want = truth[row["id"]].get(field_id)
+            assert row[column] == want, f"{row['id']}.{column}"
+            filled[column] += want is not None
+    assert min(filled.values()) >= 3, filled  # the new records have both (and older ones may)
+
+
 # --- Incremental ---------------------------------------------------------------------------------
 
 

@@ -21,7 +21,12 @@ from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, run_source
 from lxp_sync.sources.core.auth import PitchlyJWTAuth
 from lxp_sync.sources.core.errors import ConfigurationError
-from lxp_sync.sources.pitchly.naming import assign_table_names, column_layout, identifier
+from lxp_sync.sources.pitchly.naming import (
+    assign_table_names,
+    column_layout,
+    default_table_name,
+    identifier,
+)
 from lxp_sync_sandbox.pitchly import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -566,6 +571,39 @@ def test_field_names_become_unique_snake_case_columns_in_field_order() -> None:
         "w|fldFFFFFF6": ["grosse_currency"],
     }
     assert identifier("Łódź Café", "x") == "lodz_cafe"
+
+
+def test_names_past_63_bytes_are_cut_with_the_id_and_stay_unique() -> None:
+    long = "Quarterly revenue forecast adjusted for seasonal effects and currency moves in"
+    fields = [
+        {"id": "w|fldAAAAAA1", "name": f"{long} EMEA", "type": "text"},
+        {"id": "w|fldBBBBBB2", "name": f"{long} APAC", "type": "currency"},
+        {"id": "w|fldCCCCCC3", "name": "Größe " * 20, "type": "formula"},
+        {"id": "w|fldDDDDDD4", "name": "short", "type": "text"},
+    ]
+    configured = {"w|fldDDDDDD4": "client name " * 8}
+    layout = column_layout(fields, {f["id"]: f for f in fields}, configured)
+    names = {fid: [c.name for c in columns] for fid, columns in layout.items()}
+    assert names == {
+        "w|fldAAAAAA1": ["quarterly_revenue_forecast_adjusted_for_seasonal_effects_aaaaa1"],
+        "w|fldBBBBBB2": [  # room for `__currency`
+            "quarterly_revenue_forecast_adjusted_for_season_bbbbb2",
+            "quarterly_revenue_forecast_adjusted_for_season_bbbbb2__currency",
+        ],
+        "w|fldCCCCCC3": [  # room for `__string_value`
+            "grosse_grosse_grosse_grosse_grosse_grosse_ccccc3",
+            "grosse_grosse_grosse_grosse_grosse_grosse_ccccc3__string_value",
+        ],
+        "w|fldDDDDDD4": ["client_name_client_name_client_name_client_name_client_n_ddddd4"],
+    }
+    every = [name for columns in names.values() for name in columns]
+    assert all(len(name.encode()) <= 63 for name in every), every
+    workspace = {"id": "wks1", "name": "Sales and Marketing Operations EMEA"}
+    table = {"id": "wks1|tblXYZ123", "name": "Pipeline review for the quarterly board meeting"}
+    name = default_table_name(workspace, table)
+    assert len(name.encode()) <= 63 and name.endswith("_xyz123"), name
+    twins = assign_table_names({"a|tblXYZ123": name, "b|tblXYZ123": name}, {}, {})
+    assert len(set(twins.values())) == 2 and all(len(n) <= 63 for n in twins.values()), twins
 
 
 # --- auth ---------------------------------------------------------------------------------------
