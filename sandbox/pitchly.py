@@ -49,7 +49,9 @@ choices for dates, Created / Updated At and yes/no) are listed in `sandbox/pitch
 Field values (`value` / `stringValue`), per the doc's field-type page:
 
 - text, multi-line text, dropdown: `{"val": "Lincoln"}` / `"Lincoln"`
-- number: `{"val": 2300}` / `"2,300"`; yes/no: `{"val": true}` / `"Yes"`
+- number: `{"val": 2300}` / `"2,300"`; yes/no: `{"val": true}` / `"Yes"`. Companies' Market Cap
+  holds integers past 2**53 and Growth Rate decimals with 18 places (up to 20 digits), written
+  as JSON numbers with every digit (more than a double holds)
 - dropdown multiple: `{"val": ["Lincoln", "Omaha"]}` / `["Lincoln", "Omaha"]`
 - currency: `{"val": 23045, "currency": "USD"}` / `"$23,045"` (decimals: `"$1,234.50"`)
 - attachment: `{"val": url, "type": mime, "size": bytes}` / url
@@ -96,7 +98,7 @@ Sandbox endpoints:
   `{"removed": fieldId}`. `{"entity": "tables:<tableId>", "ready": bool}` marks a table ready.
 - `configure`: `token_lifetime_s`, `reset_refresh_token`, `revoke_tokens`, `max_page_size`,
   `fast_path` (false runs every query through graphql-core's executor, for tests),
-  `reference_form` ("space" | "pipe", above).
+  `reference_form` ("space" | "pipe", above), `odd_timestamps` (every API: `base.py`).
 - Request log: `{"root_fields": [names], "args": {root field name: its coerced arguments},
   "executor": "compiled" | "graphql-core"}` for GraphQL, `{"grant_type": ...}` for the token
   endpoint.
