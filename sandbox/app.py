@@ -9,7 +9,9 @@ sandbox-only endpoints under `/_sandbox/`:
 - `GET  /_sandbox/truth/<api>/<entity>`        -> {"data": [rows exactly as the API serializes them]}
 - `POST /_sandbox/mutate`  {"api", "entity", ...} -> what the API's `mutate` returns
 - `POST /_sandbox/config`  {"latency_ms", "rate_limit", "rate_window_s", "faults_rate",
-                            "api": name, ...api-specific switches}
+                            "api": name, ...api-specific switches}; every API takes
+                            `odd_timestamps` (answers and truth write instants naive, with
+                            nine fractional digits or as a date alone; see `base.py`)
 - `POST /_sandbox/faults`  {"api", "path_contains", "status", "count", "retry_after",
                             "body", "kind": "status"|"drop"|"slow"|"malformed", "delay_s"}
 - `GET  /_sandbox/requests?api=NAME`           -> {"requests": [{api, method, path, query, status, extra}]}
@@ -32,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from lxp_sync_sandbox.base import Api, json_response
+from lxp_sync_sandbox.base import Api, dumps, json_response, odd_timestamps
 
 
 @dataclass
@@ -253,7 +255,10 @@ def create_app(config: SandboxConfig | None = None, apis: list[Api] | None = Non
             rows = api.truth(request.path_params["entity"])
         except KeyError as exc:
             return _error(404, "not_found", f"Unknown api or entity: {exc}")
-        return json_response({"data": rows})
+        body = dumps({"data": rows})
+        if api.odd_timestamps:  # the truth is what the API serves
+            body = odd_timestamps(body)
+        return Response(body, media_type="application/json")
 
     async def mutate(request: Request) -> Response:
         spec = orjson.loads(await request.body())

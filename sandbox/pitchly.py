@@ -49,14 +49,19 @@ choices for dates, Created / Updated At and yes/no) are listed in `sandbox/pitch
 Field values (`value` / `stringValue`), per the doc's field-type page:
 
 - text, multi-line text, dropdown: `{"val": "Lincoln"}` / `"Lincoln"`
-- number: `{"val": 2300}` / `"2,300"`; yes/no: `{"val": true}` / `"Yes"`
+- number: `{"val": 2300}` / `"2,300"`; yes/no: `{"val": true}` / `"Yes"`. Companies' Market Cap
+  holds integers past 2**53 and Growth Rate decimals with 18 places (up to 20 digits), written
+  as JSON numbers with every digit (more than a double holds)
 - dropdown multiple: `{"val": ["Lincoln", "Omaha"]}` / `["Lincoln", "Omaha"]`
 - currency: `{"val": 23045, "currency": "USD"}` / `"$23,045"` (decimals: `"$1,234.50"`)
 - attachment: `{"val": url, "type": mime, "size": bytes}` / url
-- reference: `{"val": recordId}` / the referenced record's primary field. Record ids are
-  `wks...|rec...` as in the doc's filters (the field-type page's `"wks... rec..."` with a space
-  reads as a scraping artefact).
-- reference multiple (doc blank): `{"val": [recordIds]}` / `[primary values]`
+- reference: `{"val": "wks... rec..."}` / the referenced record's primary field: the workspace
+  id, a space and the record id, as the field-type page's sample shows it, while record ids
+  everywhere else (nodes, filters) are `wks...|rec...`. `configure({"reference_form": "pipe"})`
+  serves `{"val": "wks...|rec..."}` instead ("space" is the default). Filters on a reference
+  take record ids (`wks...|rec...`) in either form.
+- reference multiple (doc blank): `{"val": [ids]}` (each in the reference form) / `[primary
+  values]`
 - date (doc: "MM/DD/YYYY", sample blank): `{"val": "2024-03-15T00:00:00.000Z"}` / `"03/15/2024"`
 - created at, updated at (samples blank): `{"val": "2025-06-01T12:34:56.789Z"}` (always UTC
   with milliseconds, as a MongoDB app writes dates, not in several offsets) /
@@ -92,7 +97,8 @@ Sandbox endpoints:
   `"rename": {"fieldId", "name"}` or `"remove": fieldId` -> `{"added" | "renamed": field}` or
   `{"removed": fieldId}`. `{"entity": "tables:<tableId>", "ready": bool}` marks a table ready.
 - `configure`: `token_lifetime_s`, `reset_refresh_token`, `revoke_tokens`, `max_page_size`,
-  `fast_path` (false runs every query through graphql-core's executor, for tests).
+  `fast_path` (false runs every query through graphql-core's executor, for tests),
+  `reference_form` ("space" | "pipe", above), `odd_timestamps` (every API: `base.py`).
 - Request log: `{"root_fields": [names], "args": {root field name: its coerced arguments},
   "executor": "compiled" | "graphql-core"}` for GraphQL, `{"grant_type": ...}` for the token
   endpoint.
@@ -115,7 +121,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import Api, json_response
+from lxp_sync_sandbox.base import Api, json_response, serving_odd_timestamps
 from lxp_sync_sandbox.pitchly_data import (
     ATTACHMENT,
     BOOLEAN,
@@ -327,7 +333,7 @@ class PitchlyApi(Api):
 
     def routes(self) -> list[Any]:
         return [
-            Route("/graphql", self._graphql, methods=["POST"]),
+            Route("/graphql", serving_odd_timestamps(self, self._graphql), methods=["POST"]),
             Route("/api/oauth/token", self._token, methods=["POST"]),
         ]
 
@@ -372,6 +378,8 @@ class PitchlyApi(Api):
             "revoke_tokens",
             "fast_path",
             "max_page_size",
+            "reference_form",
+            "odd_timestamps",
         }
         if unknown:
             raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
@@ -385,7 +393,12 @@ class PitchlyApi(Api):
             self.graphql.fast_path = bool(spec["fast_path"])
         if "max_page_size" in spec:
             self.graphql.max_page_size = int(spec["max_page_size"])
+        if "odd_timestamps" in spec:
+            self.odd_timestamps = bool(spec["odd_timestamps"])
+        if "reference_form" in spec:
+            self.org.set_reference_form(str(spec["reference_form"]))
         return {
+            "reference_form": self.org.reference_form,
             "token_lifetime_s": self.auth.lifetime_s,
             "fast_path": self.graphql.fast_path,
             "max_page_size": self.graphql.max_page_size,

@@ -17,6 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -100,9 +101,11 @@ def stamp_strings(ms: int) -> tuple[str, str]:
     return iso, display
 
 
-def format_number(value: int | float) -> str:
+def format_number(value: int | float | Decimal) -> str:
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, Decimal):
+        return f"{value:,f}".rstrip("0").rstrip(".")
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
@@ -276,6 +279,19 @@ class Page:
     total: int
     has_next: bool
     has_previous: bool
+
+
+# How a reference's `val` names the record: "space" as the field-type page's sample shows it
+# (`wks... rec...`), "pipe" as record ids are everywhere else (`wks...|rec...`).
+REFERENCE_FORMS = ("space", "pipe")
+
+
+def referenced_ids(value: Any) -> Any:
+    """The record id(s) in a reference `val`, whichever form it is served in, as `wks...|rec...`
+    (Meteor ids hold no space, so the two forms map one to one)."""
+    if isinstance(value, str):
+        return value.replace(" ", "|")
+    return [rid.replace(" ", "|") for rid in value or ()]
 
 
 def entry(fid: str, value: Any, string_value: Any) -> dict[str, Any]:
@@ -453,11 +469,11 @@ class Table:
             return entry(fid, value, format_currency(raw[0], raw[1]))
         if kind == ATTACHMENT:
             return entry(fid, {"val": raw[0], "type": raw[1], "size": raw[2]}, raw[0])
-        target = self.org.tables[f.reference_table_id or ""]
+        target, served = self.org.tables[f.reference_table_id or ""], self.org.served_id
         if kind == REFERENCE:
-            return entry(fid, {"val": raw}, target.display(raw))
+            return entry(fid, {"val": served(raw)}, target.display(raw))
         if kind == REFERENCE_MULTIPLE:
-            return entry(fid, {"val": list(raw)}, [target.display(rid) for rid in raw])
+            return entry(fid, {"val": [served(r) for r in raw]}, [target.display(r) for r in raw])
         raise ValueError(f"{kind} fields are computed, not stored")
 
     def reference_entry(self, f: Field, rid: str) -> dict[str, Any]:
@@ -505,7 +521,7 @@ class Table:
             ref = values[ref_slot]
             if ref is None:
                 return None
-            rid = ref["value"]["val"]
+            rid = referenced_ids(ref["value"]["val"])
             cached = cache.get(rid)
             if cached is None:
                 rec = target.records.get(rid)
@@ -524,6 +540,7 @@ class Organization:
     def __init__(self, rows: int, seed: int) -> None:
         self.rows, self.seed = rows, seed
         self.version = 0
+        self.reference_form = "space"
         self.workspaces: list[Workspace] = []
         self.tables: dict[str, Table] = {}
         self._mutations = 0
@@ -537,6 +554,37 @@ class Organization:
 
     def all_fields(self) -> list[Field]:
         return [f for table in self.tables.values() for f in table.fields]
+
+    def served_id(self, rid: str) -> str:
+        """A record id as a reference `val` shows it, in `reference_form`."""
+        return rid.replace("|", " ") if self.reference_form == "space" else rid
+
+    def set_reference_form(self, form: str) -> None:
+        """Serve every reference (stored and looked up) in `form` from now on."""
+        if form not in REFERENCE_FORMS:
+            raise ValueError(f"reference_form must be one of {REFERENCE_FORMS}, not {form!r}")
+        if form == self.reference_form:
+            return
+        self.reference_form = form
+        refs = (REFERENCE, REFERENCE_MULTIPLE)
+        generated = [t for t in self.tables.values() if t._records is not None]
+        for table in self.tables.values():
+            for f in table.fields:
+                f.entry_cache.clear()
+            table.node_cache.clear()
+        for table in generated:  # stored references first, then what looks them up
+            stored = [f for f in table.fields if f.type in refs]
+            for rec in table.records.values():
+                for f in stored:
+                    found = rec.values[f.slot]
+                    if found is not None:
+                        ids = referenced_ids(found["value"]["val"])
+                        raw = tuple(ids) if f.type == REFERENCE_MULTIPLE else ids
+                        rec.values[f.slot] = table.render(f, raw)
+        for table in generated:
+            for rec in table.records.values():
+                table.compute(rec)
+        self.changed()
 
     def changed(self) -> None:
         """Drop every cache: a change can reach other tables (references, lookups)."""
@@ -633,7 +681,7 @@ class Organization:
                     current = rec.values[f.slot]
                     if current is None:
                         continue
-                    ids = current["value"]["val"]
+                    ids = referenced_ids(current["value"]["val"])
                     if f.type == REFERENCE and ids in deleted:
                         rec.values[f.slot], changed = None, True
                     elif f.type == REFERENCE_MULTIPLE and deleted.intersection(ids):
@@ -687,6 +735,10 @@ def raw_value(f: Field, rng: random.Random) -> Any:
     if kind == NUMBER:
         if f.gen == "float":
             return round(rng.random() * 500000, 2)
+        if f.gen == "big":  # past 2**53: a double would change the last digits
+            return (-1 if rng.random() < 0.1 else 1) * (2**53 + rng.getrandbits(62))
+        if f.gen == "precise":  # 18 decimal places, up to 21 digits: more than a double holds
+            return Decimal(rng.getrandbits(67) - 2**66).scaleb(-18)
         return int(rng.random() ** 3 * 250000)
     if kind == BOOLEAN:
         return rng.random() < 0.5
@@ -764,6 +816,8 @@ STRUCTURE: list[tuple[str, list[tuple[str, float, bool, list[FieldSpec]]]]] = [
             ("Public", BOOLEAN, {"empty": 0.2}),
             ("Founded", DATE, {"empty": 0.1}),
             ("Logo", ATTACHMENT, {"empty": 0.3}),
+            ("Market Cap", NUMBER, {"gen": "big", "empty": 0.2}),
+            ("Growth Rate", NUMBER, {"gen": "precise", "empty": 0.2}),
             ("Created At", CREATED_AT, {}),
             ("Updated At", UPDATED_AT, {}),
         ]),

@@ -55,6 +55,7 @@ from lxp_sync_sandbox.pitchly_data import (
     Table,
     format_number,
     iso_ms,
+    referenced_ids,
 )
 
 Predicate = Callable[[Record], bool]
@@ -189,6 +190,14 @@ def _getter(table: Table, f: Field) -> Callable[[Record], Any]:
 
         return currency
 
+    if kind in (REFERENCE, REFERENCE_MULTIPLE):  # filters name records as `wks...|rec...`
+
+        def ids(rec: Record) -> Any:
+            found = rec.values[slot]
+            return None if found is None else referenced_ids(found["value"]["val"])
+
+        return ids
+
     def val(rec: Record) -> Any:
         found = rec.values[slot]
         return None if found is None else found["value"]["val"]
@@ -247,6 +256,8 @@ def _value_test(table: Table, f: Field, operator: str, right: dict[str, Any]) ->
         if operator == "is":
             return lambda raw: raw is wanted
         return lambda raw: raw is not wanted
+    if kind in (REFERENCE, REFERENCE_MULTIPLE) and isinstance(value, str | list):
+        value = referenced_ids(value)
     if kind == REFERENCE:
         if operator == "is":
             return lambda raw: raw == value

@@ -35,6 +35,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
+from lxp_sync_sandbox.base import dumps
 from lxp_sync_sandbox.pitchly_data import Organization, Page, Record, Table
 from lxp_sync_sandbox.pitchly_filter import FilterError, compile_filter
 
@@ -356,8 +357,8 @@ class PitchlyGraphQL:
             for e in result.errors or ()
         ]
         if errors:
-            return orjson.dumps({"errors": errors, "data": result.data})
-        return orjson.dumps({"data": result.data})
+            return dumps({"errors": errors, "data": result.data})
+        return dumps({"data": result.data})
 
     def _prepare(self, query: str) -> _Prepared:
         prepared = self._prepared.get(query)
@@ -461,7 +462,7 @@ class PitchlyGraphQL:
             raw = cache.get(rec.id)
             if raw is None:
                 edge = {"cursor": encode_cursor(rec.seq), "node": table.node(rec)}
-                raw = cache[rec.id] = orjson.dumps(_project(edge, plan))
+                raw = cache[rec.id] = dumps(_project(edge, plan))
             if i:
                 out.append(b",")
             out.append(raw)

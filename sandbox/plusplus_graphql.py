@@ -21,7 +21,9 @@ Endpoint: `POST /plusplus_graphql/graphql/` (also without the trailing slash), J
   `AssignmentType`, `ContentItemType` (nested only), `TrackType`, `TagType`) implement `Node`;
   each has `pk: Int!`, `id: ID!` (relay global id, base64 of `<Type>:<pk>`), `created` and
   `modified` (DateTime: ISO-8601 with an offset, in several offsets, as graphene writes them),
-  `is_deleted: Boolean!`. Deprecated fields: `EventType.duration`, `UserType.username`. Signed
+  `is_deleted: Boolean!`. Deprecated fields: `EventType.duration`, `UserType.username`.
+  Free-form: `EventType.custom_fields` (`GenericScalar`) and `EventType.registration_form`
+  (`JSONString`, graphene's JSON text: an object, a list, a lone string, or null). Signed
   image URLs (`cover_url`, `avatar_url`): `https://cdn.example.com/<entity>/<pk>/cover.png?
   Expires=<unix ts 7-8 days ahead, constant for a UTC day>&Signature=<hmac>`.
 - The request log (`request.scope["sandbox_log"]`) gets `root_fields` (field names, not aliases,
@@ -92,7 +94,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import Api
+from lxp_sync_sandbox.base import Api, serving_odd_timestamps
 from lxp_sync_sandbox.plusplus_graphql_data import ENTITIES, Store, url_expiry
 from lxp_sync_sandbox.plusplus_graphql_schema import (
     Selection,
@@ -168,8 +170,8 @@ class PlusPlusGraphqlApi(Api):
 
     def routes(self) -> list[Any]:
         return [
-            Route("/graphql/", self.endpoint, methods=["POST"]),
-            Route("/graphql", self.endpoint, methods=["POST"]),
+            Route("/graphql/", serving_odd_timestamps(self, self.endpoint), methods=["POST"]),
+            Route("/graphql", serving_odd_timestamps(self, self.endpoint), methods=["POST"]),
         ]
 
     def describe(self, base_url: str) -> dict[str, Any]:

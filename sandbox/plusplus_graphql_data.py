@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from lxp_sync_sandbox.base import EPOCH, OFFSETS, now, parse_iso
 
 # -- the entity catalogue -------------------------------------------------------------------------
@@ -215,6 +217,7 @@ ENTITIES: dict[str, EntitySpec] = {
                 FieldSpec("presenters", "[@users]!"),
                 FieldSpec("tags", "[String]!"),
                 FieldSpec("custom_fields", "GenericScalar"),
+                FieldSpec("registration_form", "JSONString", "The sign-up form, as JSON text."),
                 FieldSpec("cover_url", "String", "Signed URL, valid for 7 days."),
             )
             + _common_tail()
@@ -588,6 +591,20 @@ def _custom_fields(rng: random.Random) -> dict[str, Any] | None:
             "note": "Ünïcode ✓"}  # fmt: skip
 
 
+def registration_form(pk: int) -> str | None:
+    """JSON text (graphene's JSONString): objects, lists, a lone string, or null; from the pk
+    alone, so that the other fields' random draws stay as they were."""
+    kind = pk % 10
+    if kind < 4:
+        return None
+    if kind < 7:
+        fields = [{"name": "dietary", "required": kind == 5}, {"name": "t-shirt", "size": "M"}]
+        return orjson.dumps({"fields": fields, "capacity": pk % 50, "ratio": 0.125}).decode()
+    if kind < 9:
+        return orjson.dumps(["name", "email", {"consent": True}]).decode()
+    return orjson.dumps("closed — ask the organizer").decode()  # a lone string: '"..."'
+
+
 def _gen_event(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
     topic = rng.choice(TOPICS)
     created, modified = _lifetime(rng)
@@ -615,6 +632,7 @@ def _gen_event(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
         "presenters": _few(rng, users, 3),
         "tags": _tags(rng),
         "custom_fields": _custom_fields(rng),
+        "registration_form": registration_form(pk),
         "_c": rng.random() < 0.5,
         "capacity_note": _maybe(rng, 0.4, rng.choice(("Room fits 12", "Overflow room booked",
                                                        "Hybrid — 8 seats on site", "Sin límite"))),

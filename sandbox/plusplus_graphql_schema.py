@@ -129,6 +129,16 @@ GENERIC = GraphQLScalarType(
     "could be: String, Boolean, Int, Float, List or Object.",
 )
 
+JSON_STRING = GraphQLScalarType(
+    "JSONString",
+    # rows hold the JSON text already, as graphene's JSONString.serialize makes it
+    serialize=lambda value: value,
+    parse_value=lambda value: value,
+    description="Allows use of a JSON String for input / output from the GraphQL schema.\n\n"
+    "Use of this type is *not recommended* as you lose the benefits of having a defined, static\n"
+    "schema (one of the key benefits of GraphQL).",
+)
+
 _SCALARS: dict[str, GraphQLScalarType] = {
     "Int": GraphQLInt,
     "Float": GraphQLFloat,
@@ -138,6 +148,7 @@ _SCALARS: dict[str, GraphQLScalarType] = {
     "DateTime": DATETIME,
     "Date": DATE,
     "GenericScalar": GENERIC,
+    "JSONString": JSON_STRING,
 }
 
 # -- row accessors (shared by graphql-core resolvers and compiled projections) ---------------------

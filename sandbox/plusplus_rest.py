@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import Api
+from lxp_sync_sandbox.base import Api, serving_odd_timestamps
 from lxp_sync_sandbox.plusplus_rest_data import (
     ASSIGNMENT_STATES,
     ATTENDANCE_METHODS,
@@ -393,7 +393,9 @@ class PlusPlusRestApi(Api):
 
     def routes(self) -> list[Any]:
         # One route for everything under the mount: with and without trailing slashes, no redirect.
-        return [Route("/{rest:path}", self._endpoint, methods=METHODS)]
+        return [
+            Route("/{rest:path}", serving_odd_timestamps(self, self._endpoint), methods=METHODS)
+        ]
 
     # The handlers are synchronous (no await but the body), so they run on the event loop one
     # at a time: rows never change under a request.

@@ -22,7 +22,9 @@ number of rows matching the filters (`email` matches case-insensitively). `first
 (default) a larger `first` gets 50 rows, with "error" it is a GraphQL error "first must be <= 50".
 Rows are ordered by (updatedAt, id) ascending; a cursor encodes that pair, so paging continues
 after the cursor's position even when rows change in between. Two plain root fields, `me` and
-`organisation`, are not connections and need no scope.
+`organisation`, are not connections and need no scope. `Training.settings` is a free-form `JSON`
+scalar (an object, a list, a lone number, or null) and `Training.metadata` a `JSONString` (JSON
+text: an object, a lone string, or null); both are assumed (the document names no such field).
 
 Ground truth: `truth(entity)`, `entity` being the connection name (`paginatedUsers`; the short
 names `users`, `groups`, `trainings`, `events` work too), is every node of the connection in page
@@ -43,7 +45,8 @@ the document is silent; this keeps incremental loads able to see it). Returns th
 revoked, so a test can revoke between two pages), `refuse_client` (the token endpoint answers
 401 invalid_client), `page_size_mode` ("cap" | "error"), `schema_drift` (adds `User.department`
 and `Training.category`), `count_extra` (N: every `count` over-reports by N, a vendor counting
-rows it does not serve).
+rows it does not serve), `token_redirect` (a path or URL: the token endpoint answers 301 to it;
+null turns it off).
 
 Data: deterministic from `config.seed`; `config.rows` split 25% users, 5% groups, 10% trainings,
 60% events; each entity is generated on first use (a million rows take some seconds).
@@ -97,7 +100,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from lxp_sync_sandbox.base import EPOCH, OFFSETS, Api, iso, json_response, now, seeded_uuid
+from lxp_sync_sandbox.base import (
+    EPOCH,
+    OFFSETS,
+    Api,
+    iso,
+    json_response,
+    now,
+    seeded_uuid,
+    serving_odd_timestamps,
+)
 
 CLIENT_ID = "sandbox-pluvo-client"
 CLIENT_SECRET = "sandbox-pluvo-secret"
@@ -215,6 +227,8 @@ ENTITIES: dict[str, Entity] = {
                 _f("language", "Language!"),
                 _f("owner", "User", ref="users"),
                 _f("startsAt", "DateTime"),
+                _f("settings", "JSON"),
+                _f("metadata", "JSONString"),
                 *_STAMPS,
                 _f("category", "String", drift=True),
             ),
@@ -261,6 +275,10 @@ def schema_sdl(drift: bool = False) -> str:
     out = [
         '"""An ISO-8601 date and time with a UTC offset."""',
         "scalar DateTime",
+        '"""Any JSON value: an object, a list, or a lone string, number or boolean."""',
+        "scalar JSON",
+        '"""A JSON document serialized as a string (its text)."""',
+        "scalar JSONString",
         *(f"enum {name} {{ {' '.join(values)} }}" for name, values in _ENUMS.items()),
         "type PageInfo {\n  hasNextPage: Boolean!\n  hasPreviousPage: Boolean!\n"
         "  startCursor: String\n  endCursor: String\n}",
@@ -505,6 +523,27 @@ def _gen_group(rng: random.Random, i: int, ids: list[str], refs: dict[str, list[
     }
 
 
+def _training_settings(i: int) -> Any:
+    """A free-form `JSON` value (from `i` alone: the other fields' draws stay as they were)."""
+    kind = i % 8
+    if kind < 3:
+        return None
+    if kind < 6:
+        return {"maxAttempts": 1 + i % 5, "certificate": {"enabled": kind == 4, "validDays": 365}}
+    return ["self-paced", i % 3] if kind == 6 else 42  # a list, and a lone number
+
+
+def _training_metadata(i: int) -> str | None:
+    """A `JSONString` value: JSON text."""
+    if i % 5 == 0:
+        return None
+    if i % 5 == 4:
+        return orjson.dumps(f"legacy-{i}").decode()  # a lone string, as JSON text
+    return orjson.dumps(
+        {"source": "import", "batch": i % 7, "labels": ["a", "b"][: i % 3]}
+    ).decode()
+
+
 def _gen_training(rng: random.Random, i: int, ids: list[str], refs: dict[str, list[str]]) -> dict:
     r = rng.random
     created, updated = _stamps(r)
@@ -527,6 +566,8 @@ def _gen_training(rng: random.Random, i: int, ids: list[str], refs: dict[str, li
         "createdAt": _iso(created, r),
         "updatedAt": _iso(updated, r),
         "category": _CATEGORIES[int(r() * len(_CATEGORIES))] if r() < 0.9 else None,
+        "settings": _training_settings(i),
+        "metadata": _training_metadata(i),
         "_us": updated,
     }
 
@@ -878,6 +919,8 @@ class Settings:
     schema_drift: bool = False
     count_extra: int = 0
     revoke_tokens_after: int | None = None
+    # a path or URL: the token endpoint answers 301 to it (an organization moved, a proxy)
+    token_redirect: str | None = None
 
 
 @dataclass
@@ -1019,7 +1062,11 @@ class PluvoApi(Api):
         return [
             Route("/oauth/token/", self.token_endpoint, methods=["POST"]),
             Route("/oauth/token", self.add_slash, methods=["GET", "POST"]),
-            Route("/graphql/", self.graphql_endpoint, methods=["GET", "POST"]),
+            Route(
+                "/graphql/",
+                serving_odd_timestamps(self, self.graphql_endpoint),
+                methods=["GET", "POST"],
+            ),
             Route("/graphql", self.add_slash, methods=["GET", "POST"]),
         ]
 
@@ -1048,6 +1095,9 @@ class PluvoApi(Api):
             self.settings.page_size_mode = mode
         if "count_extra" in spec:
             self.settings.count_extra = int(spec.pop("count_extra"))
+        if "token_redirect" in spec:
+            target = spec.pop("token_redirect")
+            self.settings.token_redirect = None if target is None else str(target)
         if "revoke_tokens_after" in spec:
             after = spec.pop("revoke_tokens_after")
             self.settings.revoke_tokens_after = None if after is None else int(after)
@@ -1200,6 +1250,8 @@ class PluvoApi(Api):
         return RedirectResponse(str(url.replace(path=url.path + "/")), status_code=301)
 
     async def token_endpoint(self, request: Request) -> Response:
+        if self.settings.token_redirect:
+            return RedirectResponse(self.settings.token_redirect, status_code=301)
         form = dict(
             parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
         )

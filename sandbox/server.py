@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -114,9 +116,12 @@ class SandboxProcess:
         self.stop()
 
     # Sandbox-only endpoints, for tests and the benchmark.
-    def truth(self, api: str, entity: str) -> list[dict[str, Any]]:
+    def truth(self, api: str, entity: str, exact: bool = False) -> list[dict[str, Any]]:
+        """Every row of `entity`; `exact`: numbers with a fraction as `Decimal`, every digit."""
         response = httpx.get(f"{self.url}/_sandbox/truth/{api}/{entity}", timeout=120)
         response.raise_for_status()
+        if exact:
+            return json.loads(response.content, parse_float=Decimal)["data"]
         return response.json()["data"]
 
     def mutate(self, **spec: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -38,7 +39,10 @@ def _as_loaded(expected: Any, loaded: Any) -> Any:
     if expected is None or loaded is None:
         return expected
     if isinstance(loaded, datetime) and isinstance(expected, str):
-        moment = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+        # naive means UTC, a date alone midnight UTC, digits past microseconds are dropped
+        moment = datetime.fromisoformat(expected)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
         if loaded.tzinfo is None:  # a destination without zones stores UTC
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         return moment
@@ -141,4 +145,36 @@ def diff_child_table(
                     problems.append(
                         f"{row[key]}.{list_field}.{column}: {value!r} != {child.get(column)!r}"
                     )
+    return problems[:5]
+
+
+def free_form_problems(
+    truth: list[dict[str, Any]], loaded: list[dict[str, Any]], key: str, column: str, text: bool
+) -> list[str]:
+    """Differences in a free-form (JSON) column: an object or list in the column itself (parsed
+    when read back as text), a lone scalar in `<column>__v_<type>`; `text`: the truth is JSON
+    text (a JSONString), compared as the value it encodes."""
+    variants = {bool: "bool", int: "bigint", float: "double", str: "text"}
+    by_key = {row[key]: row for row in loaded}
+    problems = []
+    for row in truth:
+        want = row.get(column)
+        if text and want is not None:
+            want = json.loads(want)
+        got_row = by_key.get(row[key])
+        if got_row is None:
+            problems.append(f"{row[key]}: not loaded")
+            continue
+        got = got_row.get(column)
+        if isinstance(got, str):
+            got = json.loads(got)
+        if want is None or isinstance(want, dict | list):
+            if got != want:
+                problems.append(f"{row[key]}.{column}: truth {want!r}, loaded {got!r}")
+            continue
+        variant = f"{column}__v_{variants[type(want)]}"
+        if got is not None or got_row.get(variant) != want:
+            problems.append(
+                f"{row[key]}.{variant}: truth {want!r}, loaded {got_row.get(variant)!r}"
+            )
     return problems[:5]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,7 @@ DESTINATION_TYPES = {
         "timestamp": "TIMESTAMP WITH TIME ZONE",
         "date": "DATE",
         "json": "JSON",
+        "decimal": "DECIMAL(38,18)",
     },
     "postgres": {
         "text": "character varying",
@@ -61,6 +63,7 @@ DESTINATION_TYPES = {
         "timestamp": "timestamp with time zone",
         "date": "date",
         "json": "jsonb",
+        "decimal": "numeric",
     },
     "bigquery": {
         "text": "STRING",
@@ -70,6 +73,7 @@ DESTINATION_TYPES = {
         "timestamp": "TIMESTAMP",  # always with a time zone in BigQuery
         "date": "DATE",
         "json": "STRING",  # BigQuery says JSON; the emulator's INFORMATION_SCHEMA says STRING
+        "decimal": "NUMERIC",  # dlt creates BIGNUMERIC(38,18); the emulator reports NUMERIC
     },
 }
 
@@ -272,6 +276,7 @@ CASES: dict[str, SourceCase] = {
                 "price": "double",
                 "enrollment_count": "bigint",
                 "custom_fields": "json",
+                "registration_form": "json",  # JSONString
                 "event_type__pk": "bigint",
             },
             "assignments": {"due_date": "date"},
@@ -300,7 +305,12 @@ CASES: dict[str, SourceCase] = {
             },
             "users": {"is_active": "bool", "last_login_at": "timestamp"},
             "users__roles": {"value": "text"},
-            "trainings": {"passing_score": "double", "is_mandatory": "bool"},
+            "trainings": {
+                "passing_score": "double",
+                "is_mandatory": "bool",
+                "settings": "json",  # JSON
+                "metadata": "json",  # JSONString
+            },
             "trainings__tags": {"value": "text"},
         },
         drift=Drift(
@@ -319,12 +329,17 @@ CASES: dict[str, SourceCase] = {
             "sales__deals": {
                 "updated_at": "timestamp",
                 "won": "bool",
-                "deal_size": "double",
+                "deal_size": "decimal",
                 "partners": "json",
                 "amount__currency": "text",
             },
-            "sales__companies": {"industries": "json", "logo__size": "bigint", "public": "bool"},
-            "legal__matters": {"opened": "timestamp", "fee": "double"},
+            "sales__companies": {
+                "industries": "json",
+                "logo__size": "bigint",
+                "public": "bool",
+                "market_cap": "decimal",
+            },
+            "legal__matters": {"opened": "timestamp", "fee": "decimal"},
         },
         drift=Drift(
             key="id",
@@ -421,6 +436,71 @@ def test_full_sync_equals_truth_and_columns_get_the_destination_types(
     case.equals_truth(sandbox, read, False)
     assert_no_duplicate_keys(pipeline, read)
     assert_destination_types(destination, pipeline, case.types)
+
+
+def test_pitchly_numbers_keep_every_digit(destination: Warehouse, sandbox: SandboxProcess) -> None:
+    """Integers past 2**53 and decimals with more digits than a double holds, unchanged."""
+    table = "sales__companies"
+    pipeline = sync_to(destination, "pitchly", sandbox, resources=[table])
+
+    truth = {row["id"]: row for row in _pitchly_truth(sandbox, table)}
+    rows = destination.rows(pipeline, table)
+    assert sorted(row["id"] for row in rows) == sorted(truth)
+    columns = ["employees", "market_cap", "growth_rate"]
+    for row in rows:
+        for column in columns:
+            want, got = truth[row["id"]].get(column), row[column]
+            assert got == want, f"{row['id']}.{column}: {got!r}, want {want!r}"
+            assert got is None or isinstance(got, Decimal), f"{column}: {got!r}"
+    big = [
+        row["market_cap"] for row in rows if row["market_cap"] and abs(row["market_cap"]) > 2**53
+    ]
+    long = [row["growth_rate"] for row in rows if row["growth_rate"] is not None]
+    assert big and any(len(value.normalize().as_tuple().digits) > 17 for value in long)
+
+
+# two Pitchly field names past PostgreSQL's 63 bytes that differ only at their end
+LONG_NAME = "Quarterly revenue forecast adjusted for seasonal effects and currency moves in"
+
+
+@pytest.fixture
+def long_fields(changing: SandboxProcess) -> Iterator[dict[str, str]]:
+    """Two fields with long names in Deals (field id -> name), and records that have them."""
+    deals = _pitchly_table_id(changing, "sales__deals")
+    added = {}
+    for suffix, kind in (("EMEA", "text"), ("APAC", "number")):
+        spec = {"name": f"{LONG_NAME} {suffix}", "type": kind}
+        field = changing.mutate(api="pitchly", entity=f"fields:{deals}", add=spec)["added"]
+        added[field["id"]] = field["name"]
+    changing.mutate(api="pitchly", entity=f"records:{deals}", insert=3)
+    yield added
+    for field_id in added:
+        changing.mutate(api="pitchly", entity=f"fields:{deals}", remove=field_id)
+
+
+def test_pitchly_field_names_past_63_bytes_land_as_distinct_stable_columns(
+    destination: Warehouse, changing: SandboxProcess, long_fields: dict[str, str]
+) -> None:
+    table = "sales__deals"
+    sync_to(destination, "pitchly", changing, resources=["fields", table])
+    pipeline = sync_to(destination, "pitchly", changing, resources=["fields", table])  # again
+
+    fields = {row["id"]: row for row in destination.rows(pipeline, "fields")}
+    columns = {fid: fields[fid]["columns"] for fid in long_fields}
+    names = [name for found in columns.values() for name in found]
+    assert len(set(names)) == len(names) == 2, columns
+    assert all(len(name.encode()) <= 63 for name in names), names
+    found = destination.column_types(pipeline, table)
+    assert set(names) <= set(found), f"{names} not among the columns {sorted(found)}"
+    records = changing.truth("pitchly", f"records:{_pitchly_table_id(changing, table)}", True)
+    truth = {n["id"]: {e["fieldId"]: e["value"]["val"] for e in n["fields"]} for n in records}
+    filled = dict.fromkeys(names, 0)
+    for row in destination.rows(pipeline, table):
+        for field_id, [column] in columns.items():
+            want = truth[row["id"]].get(field_id)
+            assert row[column] == want, f"{row['id']}.{column}"
+            filled[column] += want is not None
+    assert min(filled.values()) >= 3, filled  # the new records have both (and older ones may)
 
 
 # --- Incremental ---------------------------------------------------------------------------------

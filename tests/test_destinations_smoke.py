@@ -96,7 +96,7 @@ def expected_root(row: dict[str, Any]) -> dict[str, Any]:
         "updated_at": row["updated_at"].astimezone(UTC),
         "active": row["active"],
         "score": row["score"],
-        "price": float(row["price"]),
+        "price": row["price"],
         "title": row["title"],
         "owner__name": row["owner"]["name"],
         "owner__level": row["owner"]["level"],

@@ -8,9 +8,11 @@ import stat
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jwt
 import orjson
 import pytest
@@ -19,7 +21,12 @@ from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, run_source
 from lxp_sync.sources.core.auth import PitchlyJWTAuth
 from lxp_sync.sources.core.errors import ConfigurationError
-from lxp_sync.sources.pitchly.naming import assign_table_names, column_layout, identifier
+from lxp_sync.sources.pitchly.naming import (
+    assign_table_names,
+    column_layout,
+    default_table_name,
+    identifier,
+)
 from lxp_sync_sandbox.pitchly import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -50,7 +57,7 @@ def val(entry: dict[str, Any]) -> Any:
 
 def number(entry: dict[str, Any]) -> Any:
     value = val(entry)
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return value if isinstance(value, int | Decimal) and not isinstance(value, bool) else None
 
 
 def part(key: str) -> Callable[[dict[str, Any]], Any]:
@@ -61,27 +68,36 @@ def display(entry: dict[str, Any]) -> Any:
     return entry["stringValue"]
 
 
+def joinable(ids: Any) -> Any:
+    """A reference `val` (the document's `wks... rec...`, or `wks...|rec...`) as record ids."""
+    return ids.replace(" ", "|") if isinstance(ids, str) else [joinable(i) for i in ids]
+
+
+def reference(entry: dict[str, Any]) -> Any:
+    return joinable(val(entry))
+
+
 # Pitchly field type -> the columns it becomes: (suffix, warehouse type, entry -> value).
 # A lookup becomes the columns of the field it looks up, plus `__string_value`.
 TYPE_COLUMNS: dict[str, list[tuple[str, str, Callable[[dict[str, Any]], Any]]]] = {
     "text": [("", "text", val)],
     "multilineText": [("", "text", val)],
     "dropdown": [("", "text", val)],
-    "number": [("", "double", val)],
+    "number": [("", "decimal", number)],
     "boolean": [("", "bool", val)],
     "dropdownMultiple": [("", "json", val)],
     "date": [("", "timestamp", val)],
     "createdAt": [("", "timestamp", val)],
     "updatedAt": [("", "timestamp", val)],
-    "currency": [("", "double", val), ("__currency", "text", part("currency"))],
+    "currency": [("", "decimal", number), ("__currency", "text", part("currency"))],
     "attachment": [
         ("", "text", val),
         ("__mime_type", "text", part("type")),
         ("__size", "bigint", part("size")),
     ],
-    "reference": [("", "text", val)],
-    "referenceMultiple": [("", "json", val)],
-    "formula": [("", "double", number), ("__string_value", "text", display)],
+    "reference": [("", "text", reference)],
+    "referenceMultiple": [("", "json", reference)],
+    "formula": [("", "decimal", number), ("__string_value", "text", display)],
 }
 
 
@@ -122,7 +138,7 @@ def expected_rows(
         for suffix, data_type, _ in columns_of(field, fields_by_id):
             types[column_name(field) + suffix] = data_type
     rows = []
-    for node in sandbox.truth(API, f"records:{table_id}"):
+    for node in sandbox.truth(API, f"records:{table_id}", exact=True):
         row: dict[str, Any] = {"id": node["id"]}
         for entry in node["fields"]:
             field = fields_by_id[entry["fieldId"]]
@@ -261,6 +277,37 @@ def test_full_sync_loads_every_ready_table_typed_field_type_by_field_type(
     assert len({f["type"] for f in fields.values()}) == len(TYPE_COLUMNS) + 1
 
 
+@pytest.mark.parametrize("form", ["space", "pipe"])
+def test_references_hold_record_ids_that_join_to_the_referenced_tables_id(
+    fresh_sandbox: SandboxProcess, workdir: Path, form: str
+) -> None:
+    sandbox = fresh_sandbox
+    sandbox.configure(api=API, reference_form=form)  # the document's sample, or record ids
+    resources = ["sales__companies", "sales__deals", "legal__clients", "legal__matters"]
+
+    sync("pitchly", sandbox, workdir, resources=resources)
+
+    with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
+
+        def count(sql: str) -> int:
+            return con.execute(sql).fetchone()[0]
+
+        for table, column, target in [
+            ("sales__deals", "company", "sales__companies"),
+            ("legal__matters", "client", "legal__clients"),
+        ]:
+            referencing = count(f"SELECT count(*) FROM pitchly.{table} WHERE {column} IS NOT NULL")
+            joined = count(
+                f"SELECT count(*) FROM pitchly.{table} r JOIN pitchly.{target} t ON r.{column} = t.id"
+            )
+            assert 0 < referencing == joined, (table, referencing, joined)
+        partners = con.execute(
+            "SELECT p.id IS NOT NULL FROM (SELECT unnest(CAST(partners AS VARCHAR[])) AS ref "
+            "FROM pitchly.sales__deals) d LEFT JOIN pitchly.sales__companies p ON d.ref = p.id"
+        ).fetchall()
+        assert partners and all(found for (found,) in partners)
+
+
 def test_metadata_tables_list_workspaces_tables_and_fields_with_their_warehouse_names(
     sandbox: SandboxProcess, workdir: Path
 ) -> None:
@@ -367,6 +414,34 @@ def test_next_run_reflects_added_renamed_removed_fields_and_updated_deleted_reco
     assert since["conditions"][0]["comparison"]["operator"] == "is-on-or-after"
     # Companies lost a record: the count says so, and the table is read in full
     assert records_filters(sandbox, tables["Companies"]) == [None]
+
+
+def test_a_column_that_changes_type_fails_in_one_line_until_a_full_refresh(
+    fresh_sandbox: SandboxProcess, workdir: Path
+) -> None:
+    sandbox = fresh_sandbox
+    deals = tables_by_name(sandbox)["Deals"]["id"]
+    fields = f"fields:{deals}"
+    added = sandbox.mutate(api=API, entity=fields, add={"name": "Score", "type": "text"})
+    sandbox.mutate(api=API, entity=f"records:{deals}", insert=2)
+    env = pitchly_env(sandbox, workdir)
+    run = ("run", "pitchly", "--resources", "sales__deals", "--pipelines-dir", "pipelines")
+    assert lxp_sync(*run, env=env, cwd=workdir).returncode == 0
+    # a number field of the same name replaces it: its column would keep the name
+    sandbox.mutate(api=API, entity=fields, remove=added["added"]["id"])
+    sandbox.mutate(api=API, entity=fields, add={"name": "Score", "type": "number"})
+    sandbox.mutate(api=API, entity=f"records:{deals}", insert=3)
+
+    result = lxp_sync(*run, env=env, cwd=workdir)
+
+    assert result.returncode == 2, result.stderr
+    line = error_line(result.stderr)
+    assert "pitchly.sales__deals: columns change type (score: text -> decimal)" in line, line
+    assert "--full-refresh" in line
+    again = lxp_sync(*run, "--full-refresh", env=env, cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    loaded = duckdb_rows(str(workdir / "lxp_sync.duckdb"), "pitchly", "sales__deals")
+    assert sum(isinstance(row["score"], Decimal) for row in loaded) == 3
 
 
 def test_a_rerun_without_changes_reads_almost_nothing_and_changes_nothing(
@@ -496,6 +571,39 @@ def test_field_names_become_unique_snake_case_columns_in_field_order() -> None:
         "w|fldFFFFFF6": ["grosse_currency"],
     }
     assert identifier("Łódź Café", "x") == "lodz_cafe"
+
+
+def test_names_past_63_bytes_are_cut_with_the_id_and_stay_unique() -> None:
+    long = "Quarterly revenue forecast adjusted for seasonal effects and currency moves in"
+    fields = [
+        {"id": "w|fldAAAAAA1", "name": f"{long} EMEA", "type": "text"},
+        {"id": "w|fldBBBBBB2", "name": f"{long} APAC", "type": "currency"},
+        {"id": "w|fldCCCCCC3", "name": "Größe " * 20, "type": "formula"},
+        {"id": "w|fldDDDDDD4", "name": "short", "type": "text"},
+    ]
+    configured = {"w|fldDDDDDD4": "client name " * 8}
+    layout = column_layout(fields, {f["id"]: f for f in fields}, configured)
+    names = {fid: [c.name for c in columns] for fid, columns in layout.items()}
+    assert names == {
+        "w|fldAAAAAA1": ["quarterly_revenue_forecast_adjusted_for_seasonal_effects_aaaaa1"],
+        "w|fldBBBBBB2": [  # room for `__currency`
+            "quarterly_revenue_forecast_adjusted_for_season_bbbbb2",
+            "quarterly_revenue_forecast_adjusted_for_season_bbbbb2__currency",
+        ],
+        "w|fldCCCCCC3": [  # room for `__string_value`
+            "grosse_grosse_grosse_grosse_grosse_grosse_ccccc3",
+            "grosse_grosse_grosse_grosse_grosse_grosse_ccccc3__string_value",
+        ],
+        "w|fldDDDDDD4": ["client_name_client_name_client_name_client_name_client_n_ddddd4"],
+    }
+    every = [name for columns in names.values() for name in columns]
+    assert all(len(name.encode()) <= 63 for name in every), every
+    workspace = {"id": "wks1", "name": "Sales and Marketing Operations EMEA"}
+    table = {"id": "wks1|tblXYZ123", "name": "Pipeline review for the quarterly board meeting"}
+    name = default_table_name(workspace, table)
+    assert len(name.encode()) <= 63 and name.endswith("_xyz123"), name
+    twins = assign_table_names({"a|tblXYZ123": name, "b|tblXYZ123": name}, {}, {})
+    assert len(set(twins.values())) == 2 and all(len(n) <= 63 for n in twins.values()), twins
 
 
 # --- auth ---------------------------------------------------------------------------------------

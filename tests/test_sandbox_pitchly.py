@@ -6,6 +6,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -107,6 +108,11 @@ def all_records(sandbox: SandboxProcess, table_id: str, token: str | None = None
         after = page["pageInfo"]["endCursor"]
         assert after not in cursors
         cursors.add(after)
+
+
+def record_id(val: Any) -> Any:
+    """A reference `val` (`wks... rec...`, the document's sample) as the record id it names."""
+    return val.replace(" ", "|") if isinstance(val, str) else [record_id(v) for v in val]
 
 
 def values(node: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +316,7 @@ def test_every_field_type_has_the_docs_value_shape(sandbox: SandboxProcess, trut
                 elif kind == "number":
                     assert (
                         isinstance(val, int | float)
-                        and string.replace(",", "").replace(".", "").isdigit()
+                        and string.lstrip("-").replace(",", "").replace(".", "").isdigit()
                     )
                     assert float(string.replace(",", "")) == pytest.approx(val)
                 elif kind == "boolean":
@@ -331,16 +337,17 @@ def test_every_field_type_has_the_docs_value_shape(sandbox: SandboxProcess, trut
                     assert set(value) == {"val", "type", "size"} and string == val
                     assert val.startswith("https://") and isinstance(value["size"], int)
                 elif kind == "reference":
-                    target = by_id[val]
+                    assert re.fullmatch(r"wks\w+ rec\w+", val), val  # the document's form
+                    target = by_id[record_id(val)]
                     assert target["tableId"] == field["referenceTableId"]
                     assert string == target["fields"][0]["stringValue"]  # the primary field
                 elif kind == "referenceMultiple":
-                    assert [by_id[v]["fields"][0]["stringValue"] for v in val] == string
+                    assert [by_id[v]["fields"][0]["stringValue"] for v in record_id(val)] == string
                 elif kind in ("createdAt", "updatedAt"):
                     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", val)
                     assert re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d [AP]M", string)
                 elif kind == "lookup":
-                    ref = values(node)[field["lookupReferenceFieldId"]]["val"]
+                    ref = record_id(values(node)[field["lookupReferenceFieldId"]]["val"])
                     assert values(by_id[ref])[field["lookupFieldId"]] == value
                 elif kind == "formula":
                     assert isinstance(val, int | float | str)
@@ -436,11 +443,11 @@ def test_filter_operators_select_what_the_doc_says(
                      lambda n: (a := val(n, "Amount")) is not None and a["currency"] == "EUR" and a["val"] > 100000),
         "has-none-of": (condition(f["Stage"]["id"], "has-none-of", ["Lead", "Closed Lost"]),
                         lambda n: (s := val(n, "Stage")) is None or s["val"] not in ("Lead", "Closed Lost")),
-        "has-all-of": (condition(f["Partners"]["id"], "has-all-of", pair),
+        "has-all-of": (condition(f["Partners"]["id"], "has-all-of", record_id(pair)),  # ids, as documented
                        lambda n: (p := val(n, "Partners")) is not None and set(pair) <= set(p["val"])),
         "reference-subfield": (
             condition(f"{f['Company']['id']}.{cf['Name']['id']}", "contains", "acme"),
-            lambda n: (c := val(n, "Company")) is not None and "acme" in company_name(c["val"]).lower()),
+            lambda n: (c := val(n, "Company")) is not None and "acme" in company_name(record_id(c["val"])).lower()),
         "is-empty": (condition(f["Close Date"]["id"], "is-empty"), lambda n: val(n, "Close Date") is None),
         "reference-multiple": (condition(f["Partners"]["id"], "has-any-of", [partner]),
                                lambda n: (p := val(n, "Partners")) is not None and partner in p["val"]),
@@ -558,12 +565,49 @@ def test_record_mutations_move_updated_at_and_reach_the_api(fresh_sandbox: Sandb
     assert changed == set(change["inserted"]) | set(change["updated"])
 
     # deleting a company unlinks it from the deals that reference it, as an update of those deals
-    company = next(v["val"] for n in after.values() if (v := values(n).get(
+    company = next(record_id(v["val"]) for n in after.values() if (v := values(n).get(
         fields_by_name(live_truth(fresh_sandbox), deals)["Company"]["id"])))  # fmt: skip
     unlinked = fresh_sandbox.mutate(api=API, entity=f"records:{companies}", delete=[company])
     assert unlinked["cascaded"]
     for node in all_records(fresh_sandbox, deals, first=1000):
-        assert company not in str(node["fields"])
+        assert company.replace("|", " ") not in str(node["fields"])
+
+
+def test_numbers_carry_more_digits_than_a_double_in_the_json_text(
+    sandbox: SandboxProcess, truth: Truth
+) -> None:
+    companies = tables_by_name(truth)["Companies"]["id"]
+    f = fields_by_name(truth, companies)
+    exact = sandbox.truth(API, f"records:{companies}", exact=True)
+    big = [v["val"] for n in exact if (v := values(n).get(f["Market Cap"]["id"]))]
+    long = [v["val"] for n in exact if (v := values(n).get(f["Growth Rate"]["id"]))]
+    assert any(isinstance(v, int) and abs(v) > 2**53 and float(v) != v for v in big)
+    assert any(isinstance(v, Decimal) and Decimal(repr(float(v))) != v for v in long)
+    token = make_jwt(iat=int(time.time()))
+    raw = post_graphql(sandbox, RECORDS_QUERY, {"tableId": companies, "first": 1000}, token).content
+    assert str(big[0]).encode() in raw and str(long[0]).encode() in raw  # every digit, as numbers
+
+
+def test_references_switch_between_the_documents_space_form_and_record_ids() -> None:
+    api = build(SandboxConfig(rows=300, seed=3))
+    deals = next(t["id"] for t in api.truth("tables") if t["name"] == "Deals")
+    ref_fields = {f["id"] for f in api.truth(f"fields:{deals}") if "reference" in f["type"]}
+
+    def references() -> list[Any]:
+        return [
+            item["value"]["val"]
+            for node in api.truth(f"records:{deals}")
+            for item in node["fields"]
+            if item["fieldId"] in ref_fields
+        ]
+
+    spaced = references()
+    assert spaced and all(" " in str(v) and "|" not in str(v) for v in spaced)
+    api.configure({"reference_form": "pipe"})
+    piped = references()
+    assert piped == [record_id(v) for v in spaced]
+    api.configure({"reference_form": "space"})
+    assert references() == spaced
 
 
 def test_generation_is_deterministic_from_the_seed() -> None:

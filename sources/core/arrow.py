@@ -1,8 +1,9 @@
 """Rows to Arrow tables, so that dlt skips its row-by-row normalizer.
 
 Nested objects become `parent__child` columns as dlt would make them; columns with a hint get
-that type (timestamps parsed by Arrow, offsets included); a field nobody declared still arrives,
-typed by Arrow's inference, so a new API field becomes a new column without a code change.
+that type (timestamps by the core's one parser, `timestamps.py`); a field nobody declared still
+arrives, typed by Arrow's inference, so a new API field becomes a new column without a code
+change.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+
+from lxp_sync.sources.core.timestamps import timestamp_array
 
 # dlt imports pandas lazily inside its incremental step; two resources doing that at once in
 # parallel threads hit "partially initialized module 'pandas'". Import it once, up front.
@@ -27,8 +30,20 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "date": pa.date32(),
 }
-# parsed from their ISO-8601 text by Arrow, in one vectorized cast
-_PARSED = {"timestamp", "date"}
+# dates: parsed from their ISO-8601 text by Arrow, in one vectorized cast (timestamps: below)
+_PARSED = {"date"}
+
+
+def _timestamps(name: str, values: Any) -> list[tuple[str, pa.Array]]:
+    """A timestamp column, and `<name>__v_text` with any text that is no timestamp (where dlt
+    puts such a value of a row: nothing is lost, and the column is the same either way)."""
+    array, bad = timestamp_array(values)
+    if not bad:
+        return [(name, array)]
+    texts = values if isinstance(values, list) else values.to_pylist()
+    wrong = set(bad)
+    variant = [str(v) if i in wrong else None for i, v in enumerate(texts)]
+    return [(name, array), (f"{name}__v_text", pa.array(variant, pa.string()))]
 
 
 def flatten(row: dict[str, Any], out: dict[str, Any], prefix: str = "") -> None:
@@ -81,6 +96,11 @@ def _to_arrow_fast(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]])
     for name in {**dict.fromkeys(hints), **dict.fromkeys(table.column_names)}:
         column = table.column(name) if name in present else pa.nulls(table.num_rows)
         data_type = (hints.get(name) or {}).get("data_type")
+        if data_type == "timestamp":
+            for stamp_name, stamps in _timestamps(name, column):
+                arrays.append(stamps)
+                fields.append(pa.field(stamp_name, stamps.type, nullable=True))
+            continue
         if data_type in ARROW_TYPES:
             target = ARROW_TYPES[data_type]
             if column.type != target:
@@ -112,14 +132,22 @@ def _to_arrow_rows(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]])
         values = [flat.get(name) for flat in flat_rows]
         if name not in hints and (name in nested_prefixes or all(v is None for v in values)):
             continue  # a null nested object, or a column with no value yet: nothing to type
-        array = _column(values, hints.get(name))
-        arrays.append(array)
-        fields.append(pa.field(name, array.type, nullable=True))
+        hint = hints.get(name) or {}
+        built = (
+            _timestamps(name, values)
+            if hint.get("data_type") == "timestamp"
+            else [(name, _column(values, hint))]
+        )
+        for built_name, array in built:
+            arrays.append(array)
+            fields.append(pa.field(built_name, array.type, nullable=True))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def batched_arrow(
-    pages: Iterable[list[dict[str, Any]]], hints: dict[str, dict[str, Any]], rows: int = 5000
+    pages: Iterable[list[dict[str, Any]]],
+    hints: dict[str, dict[str, Any]],
+    rows: int = 5000,
 ) -> Iterator[pa.Table]:
     """Pages of rows as Arrow tables of about `rows` rows each (fewer, larger tables load faster)."""
     buffer: list[dict[str, Any]] = []

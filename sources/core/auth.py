@@ -23,7 +23,9 @@ from lxp_sync.sources.core.errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectionFailedError,
+    RequestError,
     ResponseFormatError,
+    ServerError,
 )
 from lxp_sync.sources.core.http import USER_AGENT, request_id_of
 
@@ -44,12 +46,18 @@ class TokenAuth(httpx.Auth):
         return f"{type(self).__name__}(<redacted>)"
 
 
+def _fingerprint(secret: str) -> str:
+    """A short hash of a secret: tells secrets apart without holding one."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
 class TokenCache:
     """Access tokens kept in a local JSON file, mode 0600, so that the next run reuses them.
 
     Off unless a source is given a path. The file holds access tokens (never client secrets),
-    keyed by a hash of the token URL, client id and scope, each with the wall-clock time after
-    which it must be renewed. A file that others may read is ignored (and rewritten as 0600).
+    keyed by a hash of the token URL, client id, a fingerprint of the client secret and scope,
+    each with the wall-clock time after which it must be renewed (so a token is only reused
+    with the secret that obtained it). A file that others may read is ignored (and rewritten as 0600).
     """
 
     # fsync the file and its folder on every write (a subclass whose entries must survive a crash)
@@ -191,6 +199,29 @@ class RenewableTokenAuth(httpx.Auth):
         return f"{type(self).__name__}(<redacted>)"
 
 
+def oauth_error_text(body: Any) -> str | None:
+    """The vendor's own words in an OAuth2 error body: `error: error_description`, as text.
+
+    RFC 6749 gives strings; some servers nest an envelope (`{"error": {"code", "message"}}`) or
+    answer with `detail`/`message`. Only text is taken, never a structure's repr.
+    """
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):  # an envelope: its code and message
+        body, error = error, error.get("code") or error.get("error")
+    parts = [error] if isinstance(error, str) and error.strip() else []
+    for key in ("error_description", "description", "message", "detail"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            parts.append(value)
+            break
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            parts.append(" ".join(value))
+            break
+    return ": ".join(part.strip() for part in parts) or None
+
+
 def post_token_request(
     token_url: str,
     data: Mapping[str, Any],
@@ -198,11 +229,13 @@ def post_token_request(
     what: str,
     as_json: bool = False,
     timeout: float = 30.0,
+    url_setting: str = "token_url",
 ) -> dict[str, Any]:
     """POST to an OAuth2 token endpoint; a refusal is one `AuthenticationError` line.
 
     The line carries the vendor's `error` and `error_description`, never the request body. (It
     says "OAuth2 server", not "token endpoint": the command redacts any word after "token".)
+    A redirect is not followed (the body holds the client secret) but reported, with where to.
     """
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     try:
@@ -214,31 +247,42 @@ def post_token_request(
         raise ConnectionFailedError(
             f"no answer from the OAuth2 server at {token_url}: {type(exc).__name__}", resource=what
         ) from None
+    if response.is_redirect or 300 <= response.status_code < 400:
+        location = response.headers.get("location")
+        where = f"to {response.url.join(location)}" if location else "without saying where"
+        raise RequestError(
+            f"the OAuth2 server at {token_url} redirected {where} instead of answering",
+            resource=what,
+            status=response.status_code,
+            request_id=request_id_of(response),
+            hint=f"Set `{url_setting}` so that the OAuth2 server is reached without a redirect "
+            "(often a missing or extra trailing slash, or http:// for https://)",
+        )
     try:
         body = orjson.loads(response.content) if response.content else {}
     except orjson.JSONDecodeError:
         body = None
-    if response.status_code >= 400 or not isinstance(body, dict) or "access_token" not in body:
-        if response.status_code < 400 and isinstance(body, dict):
-            raise ResponseFormatError(
-                "the OAuth2 server answered without an access_token",
-                resource=what,
-                status=response.status_code,
-            )
-        detail = "refused"
-        if isinstance(body, dict):
-            error = body.get("error")
-            description = body.get("error_description") or body.get("detail") or body.get("message")
-            detail = ": ".join(str(part) for part in (error, description) if part) or detail
-        if response.is_redirect:
-            detail = f"redirected to {response.headers.get('location')!r}"
-        raise AuthenticationError(
-            f"the OAuth2 server refused the credentials: {detail}",
-            resource=what,
-            status=response.status_code,
-            request_id=request_id_of(response, body),
-        )
-    return body
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(token, str) and token and response.status_code < 400:
+        return body
+    message = oauth_error_text(body)
+    facts = {
+        "resource": what,
+        "status": response.status_code,
+        "request_id": request_id_of(response, body),
+    }
+    if response.status_code >= 500:
+        detail = message or response.reason_phrase
+        raise ServerError(f"the OAuth2 server failed: {detail}", **facts)
+    if response.status_code >= 400 or message:
+        detail = message or response.reason_phrase or "refused"
+        raise AuthenticationError(f"the OAuth2 server refused the credentials: {detail}", **facts)
+    raise ResponseFormatError(
+        "the OAuth2 server answered without an access_token"
+        if isinstance(body, dict)
+        else "the OAuth2 server's answer is not JSON",
+        **facts,
+    )
 
 
 class OAuth2ClientCredentials(RenewableTokenAuth):
@@ -256,6 +300,7 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         what: str = "token",
         cache: TokenCache | None = None,
         timeout: float = 30.0,
+        url_setting: str = "token_url",
     ) -> None:
         super().__init__(cache)
         self.token_url = token_url
@@ -266,11 +311,14 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         self.as_json = as_json
         self.what = what
         self.timeout = timeout
+        self.url_setting = url_setting
 
     def cache_key(self) -> str:
+        # the secret's fingerprint too: a token cached under another secret proves nothing
         facts = [
             self.token_url,
             self.client_id,
+            _fingerprint(self._client_secret),
             self.scope or "",
             orjson.dumps(self.extra).decode(),
         ]
@@ -286,7 +334,12 @@ class OAuth2ClientCredentials(RenewableTokenAuth):
         if self.scope:
             data["scope"] = self.scope
         body = post_token_request(
-            self.token_url, data, what=self.what, as_json=self.as_json, timeout=self.timeout
+            self.token_url,
+            data,
+            what=self.what,
+            as_json=self.as_json,
+            timeout=self.timeout,
+            url_setting=self.url_setting,
         )
         self.granted_scope = body.get("scope", self.scope)
         return str(body["access_token"]), float(body.get("expires_in") or 3600)
@@ -382,10 +435,6 @@ class RefreshTokenStore(TokenCache):
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-
-def _fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 class RefreshTokenAuth(RenewableTokenAuth):

@@ -6,11 +6,13 @@ which cursor and which server-side filter.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
+import orjson
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.errors import DataMismatchError
@@ -36,6 +38,12 @@ SCALAR_TYPES = {
     "ID": "text",
     "UUID": "text",
 }
+# Free-form scalars (graphene's GenericScalar and JSONString, a schema's own JSON): one JSON
+# column each, never flattened into columns per key. JSONString values are JSON *text*.
+FREE_FORM_SCALARS = frozenset({"GenericScalar", "JSON", "JSONString"})
+JSON_TEXT_SCALARS = frozenset({"JSONString"})
+# Python type of a lone free-form value -> the column dlt gives it next to the JSON column
+_VARIANTS = ((bool, "bool"), (int, "bigint"), (float, "double"), (str, "text"))
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,8 @@ class ConnectionOptions:
     check_count: bool = False
     # extra filter arguments passed through to the connection
     filters: Mapping[str, Any] | None = None
-    # free-form scalars (GenericScalar, JSON) loaded as one JSON column rather than flattened
-    json_scalars: frozenset[str] = frozenset()
+    # free-form scalars loaded as one JSON column rather than flattened
+    json_scalars: frozenset[str] = FREE_FORM_SCALARS
 
 
 def column_hints(
@@ -73,7 +81,7 @@ def column_hints(
             enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
             data_type = "text" if enum else None
         if data_type is None:
-            continue  # custom scalars (JSON, ...): let dlt infer
+            continue  # other custom scalars: let dlt infer
         hint: dict[str, Any] = {"data_type": data_type, "nullable": True}
         if data_type == "timestamp":
             hint["timezone"] = True
@@ -125,6 +133,11 @@ def connection_resource(
         hints[f"{field_name}__{identity}"] = {"data_type": data_type, "nullable": True}
     if options.deleted_field and options.hard_delete and options.deleted_field in hints:
         hints[options.deleted_field] = {**hints[options.deleted_field], "hard_delete": True}
+    free_form = {
+        field_name: scalar in JSON_TEXT_SCALARS
+        for field_name, scalar in schema.leaf_fields(connection.node_type).items()
+        if scalar in options.json_scalars
+    }
     cursor = pick_cursor(schema, connection, options)
     server_arg = (options.server_filters or {}).get(cursor or "")
     if server_arg and server_arg not in connection.args:
@@ -134,6 +147,12 @@ def connection_resource(
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
     parse_cursor = cursor if is_datetime else None
+    # the other DateTime fields by the core's rules too (a text that is none stays text)
+    stamps = [
+        f
+        for f, scalar in schema.leaf_fields(connection.node_type).items()
+        if scalar == "DateTime" and f != parse_cursor
+    ]
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
@@ -161,6 +180,9 @@ def connection_resource(
             if page.nodes:
                 if nested:
                     _drop_null_objects(page.nodes, nested)
+                if free_form:
+                    free_form_values(page.nodes, free_form)
+                parse_datetimes(page.nodes, *stamps, strict=False)
                 if parse_cursor:
                     parse_datetimes(page.nodes, parse_cursor)
                 yield page.nodes
@@ -183,6 +205,31 @@ def connection_resource(
 
 def schema_type_of(schema: IntrospectedSchema, type_name: str, field_name: str) -> str:
     return unwrap(schema.fields(type_name)[field_name]["type"])[1]
+
+
+def free_form_values(nodes: list[dict[str, Any]], fields: Mapping[str, bool]) -> None:
+    """Free-form fields of `nodes`, in place, as their JSON column takes them.
+
+    `fields`: name -> whether the value is JSON text (JSONString), which is parsed. An object or
+    a list stays in the JSON column. A lone string, number or boolean cannot be a JSON value in
+    dlt's columns: it moves to `<name>__v_<type>` (the column dlt itself would give it), since
+    dlt would otherwise read a string as JSON text ("5" becoming 5, '"a"' failing the load).
+    """
+    for node in nodes:
+        for name, is_text in fields.items():
+            value = node.get(name)
+            if value is None:
+                continue
+            if is_text and isinstance(value, str):
+                with contextlib.suppress(orjson.JSONDecodeError):  # else kept as the text it is
+                    value = orjson.loads(value)
+            if isinstance(value, dict | list):
+                node[name] = value
+                continue
+            del node[name]
+            if value is not None:
+                kind = next(kind for python, kind in _VARIANTS if isinstance(value, python))
+                node[f"{name}__v_{kind}"] = value
 
 
 def _drop_null_objects(nodes: list[dict[str, Any]], nested: Mapping[str, str]) -> None:

@@ -253,8 +253,11 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         follow_redirects: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> None:
         self.base_url = base_url
+        # the JSON decoder of answers (`numbers.loads_exact` keeps every digit of long numbers)
+        self.decode = decode
         self.retry = retry or RetryPolicy()
         self.pacer = RateLimitPacer()
         self._sleep = sleep
@@ -343,8 +346,8 @@ class ApiClient:
                     hint="Set `base_url` to the address it redirects to",
                 )
             try:
-                return orjson.loads(response.content), response
-            except orjson.JSONDecodeError:
+                return self.decode(response.content), response
+            except ValueError:  # orjson's and json's decode errors both are
                 if attempt >= policy.max_retries:
                     raise ResponseFormatError(
                         f"the answer from {self._where(url)} is not JSON",

@@ -7,30 +7,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pendulum
 
+# the one timestamp parser lives in `timestamps`; callers of these names import them from here too
+from lxp_sync.sources.core.timestamps import parse_datetimes, parse_iso  # noqa: F401
+
 log = logging.getLogger("lxp_sync")
-
-
-def parse_iso(text: str) -> datetime:
-    """An ISO-8601 text (`Z` or an offset; naive means UTC) as an aware datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_datetimes(rows: list[dict[str, Any]], field_name: str) -> None:
-    """Turn one ISO-8601 field into aware datetimes, in place.
-
-    ISO texts in different offsets do not sort as the moments they are, so a cursor is compared
-    (by dlt's incremental) and kept in state as a datetime, never as text.
-    """
-    for row in rows:
-        value = row.get(field_name)
-        if isinstance(value, str):
-            row[field_name] = parse_iso(value)
 
 
 def iso_text(value: Any) -> str:

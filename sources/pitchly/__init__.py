@@ -60,6 +60,7 @@ def pitchly_source(
     max_retries: int = 5,
     timeout_s: float = 60.0,
     max_pages: int | None = None,
+    allow_insecure_http: bool = False,
 ) -> Iterator[DltResource]:
     """The `workspaces`, `tables` and `fields` of the organization, and one resource per table.
 
@@ -82,8 +83,15 @@ def pitchly_source(
         jwt_lifetime_s=jwt_lifetime_s,
         clock_offset_s=clock_offset_s,
         timeout_s=timeout_s,
+        allow_insecure_http=allow_insecure_http,
     )
-    gql = graphql_client(graphql_url, auth, max_retries=max_retries, timeout_s=timeout_s)
+    gql = graphql_client(
+        graphql_url,
+        auth,
+        max_retries=max_retries,
+        timeout_s=timeout_s,
+        allow_insecure_http=allow_insecure_http,
+    )
     catalog = fetch_catalog(gql, workspace_ids, auth_mode)
     settings = table_settings(tables, catalog)
     plans = table_plans(catalog, settings)
@@ -220,6 +228,7 @@ def check_pitchly(
     graphql_url: str = GRAPHQL_URL,
     token_url: str = TOKEN_URL,
     timeout_s: float = 30.0,
+    allow_insecure_http: bool = False,
 ) -> str:
     """`lxp-sync check pitchly`: authenticate as configured and read the catalog."""
     workspace_ids = as_list(workspace_ids)
@@ -236,8 +245,15 @@ def check_pitchly(
         jwt_lifetime_s=jwt_lifetime_s,
         clock_offset_s=clock_offset_s,
         timeout_s=timeout_s,
+        allow_insecure_http=allow_insecure_http,
     )
-    gql = graphql_client(graphql_url, auth, max_retries=2, timeout_s=timeout_s)
+    gql = graphql_client(
+        graphql_url,
+        auth,
+        max_retries=2,
+        timeout_s=timeout_s,
+        allow_insecure_http=allow_insecure_http,
+    )
     try:
         return check_connection(gql, auth_mode, workspace_ids)
     finally:

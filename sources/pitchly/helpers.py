@@ -18,6 +18,8 @@ from lxp_sync.sources.core.auth import (
 from lxp_sync.sources.core.errors import AuthenticationError, ConfigurationError
 from lxp_sync.sources.core.graphql import GraphQLClient, IntrospectedSchema, unwrap
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.numbers import loads_exact
+from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.pitchly.naming import configured_name, default_table_name
 from lxp_sync.sources.pitchly.settings import AUTH_MODES
 
@@ -56,9 +58,14 @@ def make_auth(
     jwt_lifetime_s: float = 300.0,
     clock_offset_s: float = 0.0,
     timeout_s: float = 60.0,
+    allow_insecure_http: bool = False,
 ) -> RenewableTokenAuth:
     """The `httpx.Auth` of one of Pitchly's three ways to authenticate an app."""
     what = f"{SOURCE}.token"
+    if auth_mode in ("client_credentials", "refresh_token"):  # a JWT is minted here, not fetched
+        require_https(
+            token_url, setting="token_url", source=SOURCE, allow_insecure_http=allow_insecure_http
+        )
     downscope = {"workspace_ids": " ".join(workspace_ids)} if workspace_ids else {}
     if auth_mode == "jwt":
         if jwt_lifetime_s <= 0:
@@ -116,12 +123,26 @@ def make_auth(
 
 
 def graphql_client(
-    graphql_url: str, auth: RenewableTokenAuth, *, max_retries: int = 5, timeout_s: float = 60.0
+    graphql_url: str,
+    auth: RenewableTokenAuth,
+    *,
+    max_retries: int = 5,
+    timeout_s: float = 60.0,
+    allow_insecure_http: bool = False,
 ) -> GraphQLClient:
     """Pitchly's GraphQL endpoint; an `UNAUTHENTICATED` answer renews the token once."""
+    require_https(
+        graphql_url, setting="graphql_url", source=SOURCE, allow_insecure_http=allow_insecure_http
+    )
     # httpx ends a base URL with `/`: the endpoint's last segment is the request path
     base, _, path = graphql_url.strip().rstrip("/").rpartition("/")
-    api = ApiClient(base + "/", auth, timeout=timeout_s, retry=RetryPolicy(max_retries=max_retries))
+    api = ApiClient(
+        base + "/",
+        auth,
+        timeout=timeout_s,
+        retry=RetryPolicy(max_retries=max_retries),
+        decode=loads_exact,  # Number fields may hold more digits than a double
+    )
     return GraphQLClient(api, path, source=SOURCE, renew_auth=auth.invalidate)
 
 

@@ -6,6 +6,11 @@ Pitchly's id, lower-cased. Two fields whose names meet after normalisation (`Dea
 `deal_size`) keep the plain name for the first in the table's field order; the later one gets
 `_<id>` appended. A table keeps the warehouse name it was first loaded under, even when it is
 renamed in Pitchly (`assign_table_names` with the names remembered in dlt state).
+
+Every name is at most 63 bytes, suffixes such as `__string_value` included: PostgreSQL's limit,
+the smallest of the destinations. A longer one is cut and gets `_<id>`, so that a column has the
+same name on every destination (dlt would otherwise shorten it its own way per destination, and
+the `fields` table would name a column that does not exist).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+from lxp_sync.sources.core.numbers import decimal_hint
 from lxp_sync.sources.pitchly.settings import (
     FIELD_COLUMNS,
+    LOADED_AS,
     LOOKUP,
     LOOKUP_EXTRA,
     METADATA_RESOURCES,
@@ -30,6 +37,8 @@ from lxp_sync.sources.pitchly.settings import (
 )
 
 NAMING = NamingConvention()
+# PostgreSQL's identifier limit (bytes), the smallest of DuckDB, PostgreSQL and BigQuery
+MAX_IDENTIFIER_BYTES = 63
 
 # Latin letters that Unicode does not decompose into a base letter and marks.
 _FOLD = str.maketrans(
@@ -56,6 +65,14 @@ _FOLD = str.maketrans(
 _NOT_WORD = re.compile(r"[^0-9A-Za-z]+")
 
 
+def fit(base: str, suffix: str = "", room: int = MAX_IDENTIFIER_BYTES) -> str:
+    """`base` + `suffix` in at most `room` bytes: `base` is cut (at a character) to make room."""
+    if len((base + suffix).encode()) <= room:
+        return base + suffix
+    keep = room - len(suffix.encode())
+    return base.encode()[:keep].decode(errors="ignore").rstrip("_") + suffix
+
+
 def id_tail(pitchly_id: str, length: int = 6) -> str:
     """`wksAbc|fldDXnDqrwoz2PoPF3ft` -> `pof3ft`: short, and stable for the id."""
     return pitchly_id.rsplit("|", 1)[-1][-length:].lower()
@@ -71,10 +88,15 @@ def identifier(text: str, fallback: str) -> str:
 
 
 def default_table_name(workspace: Mapping[str, Any], table: Mapping[str, Any]) -> str:
-    """`Sales` / `Pipeline Draft` -> `sales__pipeline_draft`."""
+    """`Sales` / `Pipeline Draft` -> `sales__pipeline_draft` (cut, with `_<id>`, past 63 bytes)."""
     ws = identifier(workspace.get("name", ""), f"workspace_{id_tail(workspace['id'])}")
     tb = identifier(table.get("name", ""), f"table_{id_tail(table['id'])}")
-    return f"{ws}__{tb}"
+    name = f"{ws}__{tb}"
+    return (
+        name
+        if len(name.encode()) <= MAX_IDENTIFIER_BYTES
+        else fit(name, f"_{id_tail(table['id'])}")
+    )
 
 
 def configured_name(name: str) -> str:
@@ -108,10 +130,11 @@ def assign_table_names(
     for table_id, default in defaults.items():
         if table_id in names:
             continue
-        name = default if default not in taken else f"{default}_{id_tail(table_id)}"
+        name = default if default not in taken else fit(default, f"_{id_tail(table_id)}")
+        whole, n = f"_{NAMING.normalize_identifier(table_id)}", 1
         while name in taken:  # the tail of a later id met this one: use the whole id
-            name = f"{default}_{NAMING.normalize_identifier(table_id)}"
-            default = name
+            name = fit(default, whole if n == 1 else f"{whole}_{n}")
+            n += 1
         names[table_id] = name
         taken.add(name)
     return names
@@ -122,8 +145,13 @@ class Column:
     """One warehouse column of a field: its name, dlt type and where its value comes from."""
 
     name: str
-    data_type: str
+    data_type: str  # a dlt data type, or a kind of `LOADED_AS` (converted as it loads)
     source: str  # a key of the field's `value` (`val`, `currency`, ...) or `stringValue`
+
+    @property
+    def loaded_as(self) -> str:
+        """The dlt data type of the column."""
+        return LOADED_AS.get(self.data_type, self.data_type)
 
 
 def field_columns(
@@ -172,10 +200,17 @@ def column_layout(
         def names(base: str, spec: tuple[tuple[str, str, str], ...] = spec) -> list[str]:
             return [f"{base}__{suffix}" if suffix else base for suffix, _, _ in spec]
 
-        if not _free(names(base), taken):
-            base = f"{base}_{tail}"
-        while not _free(names(base), taken):
-            base = f"{base}_{NAMING.normalize_identifier(field_id)}"
+        # the room the field's longest column leaves for the name
+        longest = max((len(f"__{s}".encode()) for s, _, _ in spec if s), default=0)
+        room = MAX_IDENTIFIER_BYTES - longest
+        name = base if len(base.encode()) <= room else fit(base, f"_{tail}", room)
+        if not _free(names(name), taken):
+            name = fit(base, f"_{tail}", room)
+        whole, n = f"_{NAMING.normalize_identifier(field_id)}", 1
+        while not _free(names(name), taken):  # the tail met another's: the whole id
+            name = fit(base, whole if n == 1 else f"{whole}_{n}", room)
+            n += 1
+        base = name
         columns = tuple(
             Column(name, data_type, source)
             for name, (_, data_type, source) in zip(names(base), spec, strict=True)
@@ -190,11 +225,34 @@ def column_hints(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, dict[str
     hints: dict[str, dict[str, Any]] = {"id": {"data_type": "text", "nullable": False}}
     for columns in layout.values():
         for column in columns:
-            hint: dict[str, Any] = {"data_type": column.data_type, "nullable": True}
+            hint: dict[str, Any] = {"data_type": column.loaded_as, "nullable": True}
+            if column.data_type == "decimal":
+                hint = decimal_hint()
             if column.data_type == "timestamp":
                 hint["timezone"] = True
             hints[column.name] = hint
     return hints
+
+
+def retyped_columns(
+    before: Mapping[str, list[list[str]]] | None, after: Mapping[str, list[list[str]]]
+) -> list[str]:
+    """`column: old -> new` for each column whose warehouse type differs between two layout
+    signatures (a field retyped in Pitchly, or numbers loaded as double by an older version)."""
+
+    def types(signature: Mapping[str, list[list[str]]]) -> dict[str, str]:
+        return {
+            name: LOADED_AS.get(kind, kind)
+            for columns in signature.values()
+            for name, kind, _ in columns
+        }
+
+    old, new = types(before or {}), types(after)
+    return [
+        f"{name}: {old[name]} -> {new[name]}"
+        for name in new
+        if old.get(name, new[name]) != new[name]
+    ]
 
 
 def layout_signature(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, list[list[str]]]:

@@ -32,9 +32,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core.errors import GraphQLQueryError
+from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient, relay_pages
-from lxp_sync.sources.pitchly.naming import Column, assign_table_names, layout_signature
+from lxp_sync.sources.pitchly.naming import (
+    Column,
+    assign_table_names,
+    layout_signature,
+    retyped_columns,
+)
 from lxp_sync.sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION
 from lxp_sync.sources.pitchly.values import PageConverter, iso, moment
 
@@ -167,6 +172,15 @@ class TableRun:
         if plan.updated is None:
             return "no Updated At field"
         if state.get("layout") != self.layout:
+            retyped = retyped_columns(state.get("layout"), self.layout)
+            if retyped:  # dlt never changes a column's type in place: the rows would not fit
+                raise ConfigurationError(
+                    f"columns change type ({'; '.join(retyped)}), which the warehouse table "
+                    "cannot take in place",
+                    resource=self.resource,
+                    hint="Run `lxp-sync run pitchly --full-refresh` once (it recreates the "
+                    "tables and reads every record)",
+                )
             return "first run" if "layout" not in state else "the table's fields changed"
         if state.get("filter") != plan.filter:
             return "its filter changed"
@@ -230,7 +244,7 @@ class TableRun:
     def tables(self, pages: Iterator[list[dict[str, Any]]]) -> Iterator[pa.Table]:
         """Pages as Arrow tables, the facts for the next run's state gathered on the way."""
         plan = self.plan
-        converter = PageConverter(plan.layout)
+        converter = PageConverter(plan.layout, self.resource)
         created_before = moment(self.state.get("max_created"))
         for nodes in pages:
             table = converter.table(nodes)

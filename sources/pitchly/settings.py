@@ -36,26 +36,33 @@ INCREMENTAL_LAG_S = 300.0
 # a key of `value` (`val`, `currency`, `type`, `size`), or the `stringValue`.
 STRING_VALUE = "stringValue"
 
-# field type -> columns: (suffix, dlt data type, source). The first column is named after the
-# field; the others get `__<suffix>`. Value shapes follow Pitchly's field-type page. `json`
-# columns hold lists (of options, of record ids).
+# Numbers (number, currency amounts, numeric formula results) are `decimal(38, 18)`: the
+# field-type page says only "Number with possible decimal", no setting makes a field an integer,
+# so one type holds every value exactly (64-bit integers, 18 decimal places) on every run.
+# field type -> columns: (suffix, kind, source). The first column is named after the field; the
+# others get `__<suffix>`. Value shapes follow Pitchly's field-type page. A kind is a dlt data
+# type, or one of `LOADED_AS` (converted on the way). `json` columns hold lists (of options).
 FIELD_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "text": (("", "text", "val"),),
     "multilineText": (("", "text", "val"),),
     "dropdown": (("", "text", "val"),),
-    "number": (("", "double", "val"),),
+    "number": (("", "decimal", "val"),),
     "boolean": (("", "bool", "val"),),
     "dropdownMultiple": (("", "json", "val"),),
     "date": (("", "timestamp", "val"),),
     "createdAt": (("", "timestamp", "val"),),
     "updatedAt": (("", "timestamp", "val"),),
-    "currency": (("", "double", "val"), ("currency", "text", "currency")),
+    "currency": (("", "decimal", "val"), ("currency", "text", "currency")),
     "attachment": (("", "text", "val"), ("mime_type", "text", "type"), ("size", "bigint", "size")),
-    "reference": (("", "text", "val"),),
-    "referenceMultiple": (("", "json", "val"),),
+    "reference": (("", "record_id", "val"),),
+    "referenceMultiple": (("", "record_ids", "val"),),
     # numeric results typed; text results (and Pitchly's display of every result) in string_value
-    "formula": (("", "double", "val"), ("string_value", "text", STRING_VALUE)),
+    "formula": (("", "decimal", "val"), ("string_value", "text", STRING_VALUE)),
 }
+# Column kinds that are not dlt data types, and the type each loads as. A reference's `val` is
+# `wks... rec...` in the field-type page's sample (workspace id, a space, record id) while record
+# ids are `wks...|rec...` everywhere else: `record_id` columns hold the id form, which joins.
+LOADED_AS = {"record_id": "text", "record_ids": "json"}
 # A lookup takes the columns of the field it looks up, plus Pitchly's display of the value.
 LOOKUP_EXTRA = ("string_value", "text", STRING_VALUE)
 # A field type this code does not know: its value (as JSON text unless it is text), and

@@ -16,6 +16,7 @@ from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 from lxp_sync.sources.core.paging import parse_datetimes
 from lxp_sync.sources.core.selection import select_resources
+from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.plusplus.graphql import connection_options, graphql_client
 from lxp_sync.sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
 from lxp_sync.sources.plusplus.settings import (
@@ -38,11 +39,12 @@ def plusplus_rest_source(
     max_retries: int = 5,
     timeout_s: float = 60.0,
     max_pages: int | None = None,
+    allow_insecure_http: bool = False,
 ) -> Iterator[DltResource]:
     """Users, groups, articles, content items, assignments and enrollments, merged on `public_id`."""
     selected = select_resources("plusplus_rest", REST_ENDPOINTS, resources)
     client = ApiClient(
-        base_url.rstrip("/") + "/",
+        _rest_root(base_url, allow_insecure_http),
         TokenAuth(api_token, "Bearer"),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
@@ -59,6 +61,17 @@ def plusplus_rest_source(
             refresh_window_days,
             max_pages,
         )
+
+
+def _rest_root(base_url: str, allow_insecure_http: bool) -> str:
+    """The REST API root with one trailing slash, after the transport check."""
+    url = require_https(
+        base_url,
+        setting="base_url",
+        source="plusplus_rest",
+        allow_insecure_http=allow_insecure_http,
+    )
+    return url.strip().rstrip("/") + "/"
 
 
 def _rest_resource(
@@ -93,9 +106,11 @@ def _rest_resource(
             window = timedelta(days=refresh_window_days)
             pages = drop_unchanged(pages, dlt.current.resource_state(), cursor, window)
         if endpoint.arrow:
-            yield from batched_arrow(pages, hints)  # Arrow parses the timestamps
+            yield from batched_arrow(pages, hints)  # timestamps by the core's parser
         else:
+            stamps = [c for c, hint in hints.items() if hint["data_type"] == "timestamp"]
             for rows in pages:
+                parse_datetimes(rows, *stamps, strict=False)  # the core's rules, not dlt's
                 if cursor:
                     parse_datetimes(rows, cursor)
                 yield rows
@@ -120,13 +135,20 @@ def plusplus_graphql_source(
     max_retries: int = 5,
     timeout_s: float = 60.0,
     max_pages: int | None = None,
+    allow_insecure_http: bool = False,
 ) -> Iterator[DltResource]:
     """Every root relay connection of the live schema (or `resources`), merged on `pk`.
 
     Fields come from introspection, so a field PlusPlus adds reaches the warehouse as a new
     column. Rows with `is_deleted` stay as soft deletes, or leave the tables with `hard_delete`.
     """
-    gql = graphql_client(base_url, api_token, timeout_s=timeout_s, max_retries=max_retries)
+    gql = graphql_client(
+        base_url,
+        api_token,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        allow_insecure_http=allow_insecure_http,
+    )
     options = connection_options(page_size=page_size, hard_delete=hard_delete, max_pages=max_pages)
     for _, connection in select_resources(
         "plusplus_graphql", gql.schema().connections(), resources
@@ -136,10 +158,13 @@ def plusplus_graphql_source(
 
 @with_config(sections=("sources", "plusplus_rest"))
 def check_plusplus_rest(
-    base_url: str = dlt.config.value, api_token: str = dlt.secrets.value, timeout_s: float = 30.0
+    base_url: str = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    timeout_s: float = 30.0,
+    allow_insecure_http: bool = False,
 ) -> str:
     with ApiClient(
-        base_url.rstrip("/") + "/",
+        _rest_root(base_url, allow_insecure_http),
         TokenAuth(api_token, "Bearer"),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=2),
@@ -151,9 +176,18 @@ def check_plusplus_rest(
 
 @with_config(sections=("sources", "plusplus_graphql"))
 def check_plusplus_graphql(
-    base_url: str = dlt.config.value, api_token: str = dlt.secrets.value, timeout_s: float = 30.0
+    base_url: str = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    timeout_s: float = 30.0,
+    allow_insecure_http: bool = False,
 ) -> str:
-    gql = graphql_client(base_url, api_token, timeout_s=timeout_s, max_retries=2)
+    gql = graphql_client(
+        base_url,
+        api_token,
+        timeout_s=timeout_s,
+        max_retries=2,
+        allow_insecure_http=allow_insecure_http,
+    )
     try:
         data = gql.execute("{ __typename }", resource="plusplus_graphql")
     finally:

@@ -6,10 +6,10 @@ from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import ConnectionOptions
 from lxp_sync.sources.core.graphql import GraphQLClient
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_CURSOR_FIELDS,
     GRAPHQL_DELETED_FIELD,
-    GRAPHQL_JSON_SCALARS,
     GRAPHQL_MAX_PAGE_SIZE,
     GRAPHQL_PRIMARY_KEY,
     GRAPHQL_SERVER_FILTERS,
@@ -19,14 +19,21 @@ SOURCE = "plusplus_graphql"
 
 
 def graphql_client(
-    base_url: str, api_token: str, *, timeout_s: float = 60.0, max_retries: int = 5
+    base_url: str,
+    api_token: str,
+    *,
+    timeout_s: float = 60.0,
+    max_retries: int = 5,
+    allow_insecure_http: bool = False,
 ) -> GraphQLClient:
     """A GraphQL client for the customer's endpoint, `Authorization: Token <t>`.
 
     The endpoint is used exactly as given: `https://<domain>/graphql` and `.../graphql/` are
     different routes on a Django server, and only one of them may answer.
     """
-    url = base_url.strip()
+    url = require_https(
+        base_url, setting="base_url", source=SOURCE, allow_insecure_http=allow_insecure_http
+    )
     api = ApiClient(
         url,
         TokenAuth(api_token, "Token"),
@@ -51,5 +58,4 @@ def connection_options(
         deleted_field=GRAPHQL_DELETED_FIELD,
         hard_delete=hard_delete,
         check_count=True,
-        json_scalars=GRAPHQL_JSON_SCALARS,
     )

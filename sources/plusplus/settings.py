@@ -146,5 +146,3 @@ GRAPHQL_CURSOR_FIELDS = ("modified", "created")
 GRAPHQL_SERVER_FILTERS = {"modified": "modified_gte", "created": "created_gte"}
 # Every PlusPlus type has it; with `hard_delete`, rows that have it true leave the warehouse.
 GRAPHQL_DELETED_FIELD = "is_deleted"
-# Free-form scalars (graphene's GenericScalar): one JSON column, not columns per key.
-GRAPHQL_JSON_SCALARS = frozenset({"GenericScalar", "JSON"})

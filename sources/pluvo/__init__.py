@@ -36,6 +36,7 @@ def pluvo_source(
     timeout_s: float = 60.0,
     max_pages: int | None = None,
     token_cache_path: str | None = None,
+    allow_insecure_http: bool = False,
 ) -> Iterator[DltResource]:
     """Users, groups, trainings, events, ...: every `paginated*` connection found by introspection.
 
@@ -51,6 +52,7 @@ def pluvo_source(
         max_retries=max_retries,
         timeout_s=timeout_s,
         token_cache_path=token_cache_path,
+        allow_insecure_http=allow_insecure_http,
     )
     available = resource_names(gql.schema().connections())
     aliases = {connection.name: name for name, connection in available.items()}
@@ -74,6 +76,7 @@ def check_pluvo(
     scopes: str = DEFAULT_SCOPES,
     timeout_s: float = 30.0,
     token_cache_path: str | None = None,
+    allow_insecure_http: bool = False,
 ) -> str:
     gql, auth = pluvo_client(
         organization_root(base_url),
@@ -83,6 +86,7 @@ def check_pluvo(
         max_retries=2,
         timeout_s=timeout_s,
         token_cache_path=token_cache_path,
+        allow_insecure_http=allow_insecure_http,
     )
     try:
         return check_connection(gql, auth)

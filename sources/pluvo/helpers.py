@@ -8,6 +8,7 @@ from lxp_sync.sources.core.auth import OAuth2ClientCredentials, TokenCache
 from lxp_sync.sources.core.errors import ConfigurationError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.pluvo.settings import CONNECTION_PREFIX, GRAPHQL_PATH, TOKEN_PATH
 
 
@@ -54,14 +55,18 @@ def pluvo_client(
     max_retries: int,
     timeout_s: float,
     token_cache_path: str | None,
+    allow_insecure_http: bool = False,
 ) -> tuple[GraphQLClient, OAuth2ClientCredentials]:
     """The GraphQL client of one organization, authenticated with client credentials."""
+    # the token URL is the root's, so one check covers the client secret and the token
+    require_https(root, setting="base_url", source="pluvo", allow_insecure_http=allow_insecure_http)
     auth = OAuth2ClientCredentials(
         root + TOKEN_PATH,
         client_id,
         client_secret,
         scope=" ".join(scopes.split()) or None,
         what="pluvo.token",
+        url_setting="base_url",
         cache=TokenCache(token_cache_path) if token_cache_path else None,
         timeout=timeout_s,
     )

@@ -1,7 +1,8 @@
 """One way to load into, and read back from, every destination the product supports.
 
 `rows()` returns plain, comparable Python values whatever the destination: timestamps as aware
-UTC `datetime`s, decimals as floats, JSON parsed, binary as bytes. So a test writes its expected
+UTC `datetime`s, decimals as `Decimal` (exact: a test can see a lost digit), JSON parsed, binary
+as bytes. So a test writes its expected
 rows once and compares them with every warehouse.
 """
 
@@ -181,7 +182,7 @@ def normalize_value(value: Any, data_type: str | None = None) -> Any:
     if data_type == "json" and isinstance(value, str | bytes):
         return json.loads(value)
     if isinstance(value, Decimal):
-        return float(value)
+        return value  # compares by value: Decimal("2.5") == Decimal("2.500")
     if isinstance(value, dt.datetime):
         value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
         # A plain datetime (not pendulum's, nor carrying pytz's UTC), so that reprs match too.

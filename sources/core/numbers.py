@@ -1,0 +1,131 @@
+"""Exact numbers: JSON decoded without losing digits, and decimal columns that hold them.
+
+orjson decodes integers exactly (64-bit) but every number with a fraction or an exponent as a
+double, which keeps 15 significant digits for sure and 17 at best. An answer whose text has a
+number with 16 or more digits is decoded again with the standard library, fractions as
+`Decimal`, so that the digits the API sent reach the warehouse. Texts with 15 digits or fewer
+(almost every answer) keep orjson's speed: such a double prints back as the same number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from lxp_sync.sources.core.errors import LxpSyncError
+
+log = logging.getLogger("lxp_sync")
+
+# 16 or more digits in a row (a decimal point among them allowed): more than a double holds.
+# Digits inside strings match too; that only costs the slower decoder, never a digit.
+_LONG_NUMBER = re.compile(rb"[0-9](?:\.?[0-9]){15}")
+
+# Decimal columns: 20 digits before the point (every 64-bit integer) and 18 after.
+DECIMAL_PRECISION = 38
+DECIMAL_SCALE = 18
+_CONTEXT = Context(prec=DECIMAL_PRECISION + 40, rounding=ROUND_HALF_EVEN)
+
+
+def loads_exact(content: bytes) -> Any:
+    """JSON with every number as exact as its text: ints as ints, long fractions as `Decimal`."""
+    if _LONG_NUMBER.search(content) is None:
+        return orjson.loads(content)
+    return json.loads(content, parse_float=Decimal)
+
+
+class ValueOutOfRangeError(LxpSyncError):
+    """A number too large for its column's type: loading it would change it."""
+
+    hint = "Report it: the column's type cannot hold this value, and nothing was loaded"
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    """A JSON number (int, float or `Decimal`) as the decimal its text says; else None (a text,
+    even one that reads as a number, is not a number: a formula's text result stays text).
+
+    A float prints as its shortest round-trip text, which is the API's text when that had at
+    most 15 digits (`loads_exact` keeps longer ones as `Decimal`). Anything else is None.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        return Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    else:
+        return None
+    return number if number.is_finite() else None
+
+
+class DecimalColumn:
+    """Values of one `decimal(38, 18)` column as Arrow, exactly; digits past the 18th decimal
+    place are rounded half-even (a warning says how many, once per column), and a number with
+    more than 20 digits before the point fails in one line."""
+
+    arrow_type = pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
+    _quantum = Decimal(1).scaleb(-DECIMAL_SCALE)
+
+    def __init__(self, column: str, resource: str | None = None) -> None:
+        self.column = column
+        self.resource = resource
+        self.rounded = 0
+        self._warned = False
+
+    def array(self, values: list[Any], keys: list[Any] | None = None) -> pa.Array:
+        """`values` as a decimal array; `keys` (record ids) name a value that cannot fit."""
+        numbers = [as_decimal(value) for value in values]
+        try:
+            # exact or it raises: Arrow refuses to drop a digit or overflow
+            return pa.array(numbers, self.arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        fitted = []
+        for i, number in enumerate(numbers):
+            if number is not None:
+                number = self._fit(number, None if keys is None else keys[i])
+            fitted.append(number)
+        self._warn()
+        return pa.array(fitted, self.arrow_type)
+
+    def _fit(self, number: Decimal, key: Any) -> Decimal:
+        if number.adjusted() >= DECIMAL_PRECISION - DECIMAL_SCALE:
+            where = f" (record {key})" if key is not None else ""
+            raise ValueOutOfRangeError(
+                f"the number {number} in column {self.column}{where} has more than "
+                f"{DECIMAL_PRECISION - DECIMAL_SCALE} digits before the decimal point, more "
+                f"than decimal({DECIMAL_PRECISION},{DECIMAL_SCALE}) holds",
+                resource=self.resource,
+            )
+        fitted = number.quantize(self._quantum, context=_CONTEXT)
+        if fitted != number:
+            self.rounded += 1
+        return fitted
+
+    def _warn(self) -> None:
+        if self.rounded and not self._warned:
+            self._warned = True
+            log.warning(
+                "%s: %s: %d value(s) had digits past the %dth decimal place; rounded half-even",
+                self.resource or "",
+                self.column,
+                self.rounded,
+                DECIMAL_SCALE,
+            )
+
+
+def decimal_hint() -> dict[str, Any]:
+    """The dlt column hint of a decimal column (a fresh dict: dlt writes into hints)."""
+    return {
+        "data_type": "decimal",
+        "precision": DECIMAL_PRECISION,
+        "scale": DECIMAL_SCALE,
+        "nullable": True,
+    }
