@@ -92,7 +92,9 @@ Sandbox endpoints:
   `"rename": {"fieldId", "name"}` or `"remove": fieldId` -> `{"added" | "renamed": field}` or
   `{"removed": fieldId}`. `{"entity": "tables:<tableId>", "ready": bool}` marks a table ready.
 - `configure`: `token_lifetime_s`, `reset_refresh_token`, `revoke_tokens`, `max_page_size`,
-  `fast_path` (false runs every query through graphql-core's executor, for tests).
+  `fast_path` (false runs every query through graphql-core's executor, for tests),
+  `offset_cursors` (true: cursors are graphene's `arrayconnection:<offset>` instead of the
+  record's place, so a record deleted before the cursor shifts every later one up by one).
 - Request log: `{"root_fields": [names], "args": {root field name: its coerced arguments},
   "executor": "compiled" | "graphql-core"}` for GraphQL, `{"grant_type": ...}` for the token
   endpoint.
@@ -372,6 +374,7 @@ class PitchlyApi(Api):
             "revoke_tokens",
             "fast_path",
             "max_page_size",
+            "offset_cursors",
         }
         if unknown:
             raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
@@ -385,10 +388,13 @@ class PitchlyApi(Api):
             self.graphql.fast_path = bool(spec["fast_path"])
         if "max_page_size" in spec:
             self.graphql.max_page_size = int(spec["max_page_size"])
+        if "offset_cursors" in spec:
+            self.graphql.offset_cursors = bool(spec["offset_cursors"])
         return {
             "token_lifetime_s": self.auth.lifetime_s,
             "fast_path": self.graphql.fast_path,
             "max_page_size": self.graphql.max_page_size,
+            "offset_cursors": self.graphql.offset_cursors,
         }
 
     def truth(self, entity: str) -> list[dict[str, Any]]:

@@ -276,6 +276,7 @@ class Page:
     total: int
     has_next: bool
     has_previous: bool
+    start: int = 0  # the offset of the first record in the (filtered) list
 
 
 def entry(fid: str, value: Any, string_value: Any) -> dict[str, Any]:
@@ -420,7 +421,7 @@ class Table:
             end = min(end, start + first)
         if last is not None:
             start = max(start, end - last)
-        return Page(rows[start:end], len(rows), end < len(rows), start > 0)
+        return Page(rows[start:end], len(rows), end < len(rows), start > 0, start)
 
     # values
 
