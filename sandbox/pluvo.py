@@ -44,7 +44,8 @@ revoked, so a test can revoke between two pages), `refuse_client` (the token end
 401 invalid_client), `page_size_mode` ("cap" | "error"), `schema_drift` (adds `User.department`
 and `Training.category`), `count_extra` (N: every `count` over-reports by N, a vendor counting
 rows it does not serve), `cursor_mode` ("keyset", default, or "offset": cursors are graphene's
-`arrayconnection:<offset>`, so a row deleted before the cursor shifts every later row up by one).
+`arrayconnection:<offset>`, so a row deleted before the cursor shifts every later row up by one),
+`silent_cap` (N: pages hold at most N rows whatever `first` asks, without saying so).
 
 Data: deterministic from `config.seed`; `config.rows` split 25% users, 5% groups, 10% trainings,
 60% events; each entity is generated on first use (a million rows take some seconds).
@@ -911,6 +912,7 @@ class Settings:
     count_extra: int = 0
     revoke_tokens_after: int | None = None
     cursor_mode: str = "keyset"  # "offset": graphene-style `arrayconnection:N` cursors
+    silent_cap: int | None = None  # pages hold at most this many rows, whatever `first` asks
 
 
 @dataclass
@@ -1043,6 +1045,8 @@ class PluvoApi(Api):
     ) -> Page:
         cap = self.settings.page_size_mode == "cap"
         offsets = self.settings.cursor_mode == "offset"
+        if self.settings.silent_cap and (first is None or first > self.settings.silent_cap):
+            first = self.settings.silent_cap
         page = self.table(entity.key).page(first, after, filters, cap, offsets)
         page.count += self.settings.count_extra
         return page
@@ -1085,6 +1089,9 @@ class PluvoApi(Api):
             if mode not in ("keyset", "offset"):
                 raise ValueError(f"pluvo: cursor_mode must be 'keyset' or 'offset', not {mode!r}")
             self.settings.cursor_mode = mode
+        if "silent_cap" in spec:
+            cap = spec.pop("silent_cap")
+            self.settings.silent_cap = None if cap is None else int(cap)
         if "count_extra" in spec:
             self.settings.count_extra = int(spec.pop("count_extra"))
         if "revoke_tokens_after" in spec:
