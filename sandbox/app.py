@@ -12,10 +12,28 @@ sandbox-only endpoints under `/_sandbox/`:
                             "api": name, ...api-specific switches}; every API takes
                             `odd_timestamps` (answers and truth write instants naive, with
                             nine fractional digits or as a date alone; see `base.py`)
-- `POST /_sandbox/faults`  {"api", "path_contains", "status", "count", "retry_after",
-                            "body", "kind": "status"|"drop"|"slow"|"malformed", "delay_s"}
+- `POST /_sandbox/faults`  {"api", "path_contains", "body_contains", "skip", "count", "kind", ...}
+                            queues a fault for the matching requests (see below)
 - `GET  /_sandbox/requests?api=NAME`           -> {"requests": [{api, method, path, query, status, extra}]}
 - `DELETE /_sandbox/requests`                  -> clears the log (and the fault queue)
+
+A fault matches a request of `api` (any API if absent) whose path and query contain
+`path_contains` and whose raw body contains `body_contains` (GraphQL: a connection name, a
+variable, a cursor); the first `skip` matching requests pass untouched, then it fires for
+`count` requests. Its `kind` says what happens (`sandbox/faults.py` has the details):
+
+- answered instead of the API: `status` (HTTP `status` with the API's error envelope, or `body`
+  as given; `retry_after` and `reset_after` set the rate-limit headers), `drop` (the connection
+  closes unanswered), `slow` (the answer comes `delay_s` late), `malformed` (a body cut short);
+- `mutate`: `mutation`, a `/_sandbox/mutate` spec (`api` defaults to the fault's), is applied
+  right before the request is served: rows change while a client pages through a list;
+- the API's real answer, rewritten (for REST lists and for the GraphQL connections alike):
+  `short` (the last `drop` rows cut, default 1, the count unchanged), `empty` (no rows, the count
+  unchanged), `early_end` (`hasNextPage: false`), `no_data` (GraphQL `{"data": {}}`; REST: no
+  `data`), `null_node` (one node null; REST: one row null), `null_edge` (one edge null),
+  `no_page_info` (no `pageInfo`), `no_count` (no `totalCount`/`count`; REST: no
+  `meta.total_count`). A rewritten answer carries an `X-Request-Id` (the API's own if it sent
+  one), so that a client's error line can be traced to it.
 """
 
 from __future__ import annotations
@@ -35,19 +53,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from lxp_sync_sandbox.base import Api, dumps, json_response, odd_timestamps
-
-
-@dataclass
-class Fault:
-    api: str | None
-    path_contains: str
-    status: int = 503
-    count: int = 1
-    retry_after: float | None = None
-    reset_after: float | None = None
-    body: Any = None
-    kind: str = "status"  # status | drop | slow | malformed
-    delay_s: float = 0.0
+from lxp_sync_sandbox.faults import REWRITES, Fault
 
 
 @dataclass
@@ -79,6 +85,27 @@ class SandboxState:
 
 def _request_id() -> str:
     return "req_" + uuid.uuid4().hex[:12]
+
+
+async def _buffered(receive: Any) -> tuple[bytes, Any]:
+    """The request body, read in full, and a `receive` that hands it to the app again."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -115,18 +142,29 @@ class SandboxMiddleware:
         if state.config.latency_ms:
             await asyncio.sleep(state.config.latency_ms / 1000)
 
-        fault = self._take_fault(api_name, path, entry["query"])
-        if fault is not None:
-            if fault.kind == "slow":
-                await asyncio.sleep(fault.delay_s)
-            else:
-                response = self._fault_response(fault)
-                if response is None:  # "drop": close without answering
-                    entry["status"] = 0
-                    raise ConnectionResetError("sandbox fault: dropped connection")
-                entry["status"] = response.status_code
-                await response(scope, receive, send)
-                return
+        body = b""
+        if any(fault.body_contains for fault in state.faults):
+            body, receive = await _buffered(receive)
+        fault = self._take_fault(api_name, path, entry["query"], body)
+        rewrite: Fault | None = None
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay_s)
+        elif fault is not None and fault.kind == "mutate":
+            try:
+                mutated = state.apis[fault.api or api_name].mutate(dict(fault.mutation or {}))
+            except (KeyError, ValueError) as exc:
+                mutated = {"error": str(exc)}
+            entry["extra"]["mutated"] = mutated
+        elif fault is not None and fault.rewrites:
+            rewrite = fault
+        elif fault is not None:
+            response = self._fault_response(fault)
+            if response is None:  # "drop": close without answering
+                entry["status"] = 0
+                raise ConnectionResetError("sandbox fault: dropped connection")
+            entry["status"] = response.status_code
+            await response(scope, receive, send)
+            return
         elif state.config.faults_rate and state.rng.random() < state.config.faults_rate:
             entry["status"] = 503
             await _error(503, "unavailable", "Random sandbox fault.")(scope, receive, send)
@@ -150,14 +188,45 @@ class SandboxMiddleware:
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        if rewrite is None:
+            await self.app(scope, receive, send_with_headers)
+        else:
+            await self._rewritten(scope, receive, send_with_headers, rewrite)
 
-    def _take_fault(self, api: str, path: str, query: str) -> Fault | None:
+    async def _rewritten(self, scope: dict, receive: Any, send: Any, fault: Fault) -> None:
+        """The API's real answer, rewritten as `fault` says (see `sandbox/faults.py`)."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        content = b"".join(chunks)
+        try:
+            answer = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            answer = None
+        if answer is not None:
+            REWRITES[fault.kind](answer, fault)
+            content = orjson.dumps(answer)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        if not any(k.lower() == b"x-request-id" for k, _ in headers):
+            headers.append((b"x-request-id", _request_id().encode()))
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _take_fault(self, api: str, path: str, query: str, body: bytes) -> Fault | None:
         with self.state.lock:
             for fault in self.state.faults:
-                if fault.api not in (None, api):
+                if not fault.matches(api, f"{path}?{query}", body):
                     continue
-                if fault.path_contains and fault.path_contains not in f"{path}?{query}":
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 fault.count -= 1
                 if fault.count <= 0:
@@ -291,8 +360,16 @@ def create_app(config: SandboxConfig | None = None, apis: list[Api] | None = Non
 
     async def faults(request: Request) -> Response:
         spec = orjson.loads(await request.body())
+        try:
+            fault = Fault(**spec)
+        except (TypeError, ValueError) as exc:
+            return _error(400, "bad_request", f"Bad fault: {exc}")
+        if fault.kind == "mutate" and (
+            not fault.mutation or (fault.api and fault.api not in state.apis)
+        ):
+            return _error(400, "bad_request", "A mutate fault needs `mutation` (and a known api).")
         with state.lock:
-            state.faults.append(Fault(**spec))
+            state.faults.append(fault)
         return json_response({"ok": True})
 
     async def requests_log(request: Request) -> Response:

@@ -98,7 +98,9 @@ Sandbox endpoints:
   `{"removed": fieldId}`. `{"entity": "tables:<tableId>", "ready": bool}` marks a table ready.
 - `configure`: `token_lifetime_s`, `reset_refresh_token`, `revoke_tokens`, `max_page_size`,
   `fast_path` (false runs every query through graphql-core's executor, for tests),
-  `reference_form` ("space" | "pipe", above), `odd_timestamps` (every API: `base.py`).
+  `reference_form` ("space" | "pipe", above), `odd_timestamps` (every API: `base.py`),
+  `offset_cursors` (true: cursors are graphene's `arrayconnection:<offset>` instead of the
+  record's place, so a record deleted before the cursor shifts every later one up by one).
 - Request log: `{"root_fields": [names], "args": {root field name: its coerced arguments},
   "executor": "compiled" | "graphql-core"}` for GraphQL, `{"grant_type": ...}` for the token
   endpoint.
@@ -380,6 +382,7 @@ class PitchlyApi(Api):
             "max_page_size",
             "reference_form",
             "odd_timestamps",
+            "offset_cursors",
         }
         if unknown:
             raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
@@ -397,11 +400,14 @@ class PitchlyApi(Api):
             self.odd_timestamps = bool(spec["odd_timestamps"])
         if "reference_form" in spec:
             self.org.set_reference_form(str(spec["reference_form"]))
+        if "offset_cursors" in spec:
+            self.graphql.offset_cursors = bool(spec["offset_cursors"])
         return {
             "reference_form": self.org.reference_form,
             "token_lifetime_s": self.auth.lifetime_s,
             "fast_path": self.graphql.fast_path,
             "max_page_size": self.graphql.max_page_size,
+            "offset_cursors": self.graphql.offset_cursors,
         }
 
     def truth(self, entity: str) -> list[dict[str, Any]]:

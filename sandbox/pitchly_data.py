@@ -279,6 +279,7 @@ class Page:
     total: int
     has_next: bool
     has_previous: bool
+    start: int = 0  # the offset of the first record in the (filtered) list
 
 
 # How a reference's `val` names the record: "space" as the field-type page's sample shows it
@@ -436,7 +437,7 @@ class Table:
             end = min(end, start + first)
         if last is not None:
             start = max(start, end - last)
-        return Page(rows[start:end], len(rows), end < len(rows), start > 0)
+        return Page(rows[start:end], len(rows), end < len(rows), start > 0, start)
 
     # values
 

@@ -175,11 +175,16 @@ def encode_cursor(seq: int) -> str:
     return base64.b64encode(f"record:{seq}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_offset(offset: int) -> str:
+    """A graphene-style cursor (`offset_cursors`): the position in the list, not the record."""
+    return base64.b64encode(f"arrayconnection:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str, prefix: str = "record:") -> int:
     try:
         text = base64.b64decode(cursor.encode(), validate=True).decode()
-        if text.startswith("record:"):
-            return int(text[7:])
+        if text.startswith(prefix):
+            return int(text[len(prefix) :])
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise fail("BAD_USER_INPUT", f"Invalid cursor {cursor!r}.")
@@ -212,6 +217,8 @@ class PitchlyGraphQL:
         self.org = org
         self.fast_path = True
         self.max_page_size = MAX_PAGE_SIZE
+        # graphene-style offset cursors: a record deleted before the cursor shifts later ones
+        self.offset_cursors = False
         self.schema: GraphQLSchema = build_schema(SDL)
         root = self.schema.query_type
         assert root is not None
@@ -280,10 +287,28 @@ class PitchlyGraphQL:
                 )
         if first is None and last is None:
             first = DEFAULT_PAGE_SIZE
-        after = decode_cursor(args["after"]) if args.get("after") is not None else None
-        before = decode_cursor(args["before"]) if args.get("before") is not None else None
         rows, seqs = self._matching(table, args.get("filter"))
+        after, before = (
+            self._position(args.get("after"), seqs),
+            self._position(args.get("before"), seqs),
+        )
         return table, table.page(rows, seqs, first, after, last, before)
+
+    def _position(self, cursor: str | None, seqs: list[int]) -> int | None:
+        """The seq a cursor stands for (with offset cursors: the seq now at that offset)."""
+        if cursor is None:
+            return None
+        if not self.offset_cursors:
+            return decode_cursor(cursor)
+        offset = decode_cursor(cursor, "arrayconnection:")
+        if not seqs or offset < 0:
+            return -1
+        return seqs[offset] if offset < len(seqs) else seqs[-1] + 1
+
+    def _cursor(self, page: Page, index: int) -> str:
+        if self.offset_cursors:
+            return encode_offset(page.start + index)
+        return encode_cursor(page.records[index].seq)
 
     def _matching(self, table: Table, spec: Any) -> tuple[list[Record], list[int]]:
         try:
@@ -303,21 +328,21 @@ class PitchlyGraphQL:
             filter_cache[key] = hit
         return hit
 
-    @staticmethod
-    def _page_info(page: Page) -> dict[str, Any]:
+    def _page_info(self, page: Page) -> dict[str, Any]:
         recs = page.records
         return {
             "hasNextPage": page.has_next,
             "hasPreviousPage": page.has_previous,
-            "startCursor": encode_cursor(recs[0].seq) if recs else None,
-            "endCursor": encode_cursor(recs[-1].seq) if recs else None,
+            "startCursor": self._cursor(page, 0) if recs else None,
+            "endCursor": self._cursor(page, len(recs) - 1) if recs else None,
         }
 
     def _resolve_records(self, _root: Any, info: Any, **args: Any) -> dict[str, Any]:
         table, page = self.records_page(info.context, args)
         return {
             "edges": [
-                {"cursor": encode_cursor(r.seq), "node": table.node(r)} for r in page.records
+                {"cursor": self._cursor(page, i), "node": table.node(r)}
+                for i, r in enumerate(page.records)
             ],
             "pageInfo": self._page_info(page),
             "totalCount": page.total,
@@ -437,7 +462,7 @@ class PitchlyGraphQL:
             out.append((b"," if i else b"") + orjson.dumps(key) + b":")
             if name == "edges":
                 assert sub is not None
-                self._render_edges(table, page.records, sub, out)
+                self._render_edges(table, page, sub, out)
             elif name == "pageInfo":
                 assert sub is not None
                 out.append(orjson.dumps(_project(self._page_info(page), sub)))
@@ -447,9 +472,7 @@ class PitchlyGraphQL:
                 out.append(b'"RecordConnection"')
         out.append(b"}")
 
-    def _render_edges(
-        self, table: Table, records: list[Record], plan: _Plan, out: list[bytes]
-    ) -> None:
+    def _render_edges(self, table: Table, page: Page, plan: _Plan, out: list[bytes]) -> None:
         """The edges as JSON, each serialized once per selection and then served from cache."""
         _, edge_cache = table.caches()
         cache = edge_cache.get(plan)
@@ -457,11 +480,13 @@ class PitchlyGraphQL:
             if len(edge_cache) >= 2:  # a sync uses one selection; keep memory bounded
                 edge_cache.pop(next(iter(edge_cache)))
             cache = edge_cache[plan] = {}
+        if self.offset_cursors:  # an edge's cursor depends on the page: nothing to cache
+            cache = {}
         out.append(b"[")
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(page.records):
             raw = cache.get(rec.id)
             if raw is None:
-                edge = {"cursor": encode_cursor(rec.seq), "node": table.node(rec)}
+                edge = {"cursor": self._cursor(page, i), "node": table.node(rec)}
                 raw = cache[rec.id] = dumps(_project(edge, plan))
             if i:
                 out.append(b",")

@@ -46,7 +46,9 @@ revoked, so a test can revoke between two pages), `refuse_client` (the token end
 401 invalid_client), `page_size_mode` ("cap" | "error"), `schema_drift` (adds `User.department`
 and `Training.category`), `count_extra` (N: every `count` over-reports by N, a vendor counting
 rows it does not serve), `token_redirect` (a path or URL: the token endpoint answers 301 to it;
-null turns it off).
+null turns it off), `cursor_mode` ("keyset", default, or "offset": cursors are graphene's
+`arrayconnection:<offset>`, so a row deleted before the cursor shifts every later row up by one),
+`silent_cap` (N: pages hold at most N rows whatever `first` asks, without saying so).
 
 Data: deterministic from `config.seed`; `config.rows` split 25% users, 5% groups, 10% trainings,
 60% events; each entity is generated on first use (a million rows take some seconds).
@@ -641,12 +643,35 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise PageError(f"Invalid cursor: {cursor!r}") from exc
 
 
+def encode_offset(offset: int) -> str:
+    """A graphene-style cursor, `arrayconnection:<offset>` (the `cursor_mode = "offset"` switch)."""
+    return base64.b64encode(f"arrayconnection:{offset}".encode()).decode()
+
+
+def decode_offset(cursor: str) -> int:
+    try:
+        prefix, offset = base64.b64decode(cursor, validate=True).decode().split(":", 1)
+        if prefix != "arrayconnection":
+            raise ValueError(prefix)
+        return int(offset)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise PageError(f"Invalid cursor: {cursor!r}") from exc
+
+
 @dataclass
 class Page:
     rows: list[dict]
     count: int
     has_next: bool
     has_previous: bool
+    start: int = 0  # the offset of the first row in the filtered list
+    offset_cursors: bool = False
+
+    def cursor(self, index: int) -> str:
+        """The cursor of `rows[index]`: its (updatedAt, id) key, or its offset."""
+        if self.offset_cursors:
+            return encode_offset(self.start + index)
+        return encode_cursor(self.rows[index]["_key"])
 
 
 class Table:
@@ -694,7 +719,12 @@ class Table:
         return rows, [row["_key"] for row in rows]
 
     def page(
-        self, first: int | None, after: str | None, filters: dict[str, Any], cap: bool
+        self,
+        first: int | None,
+        after: str | None,
+        filters: dict[str, Any],
+        cap: bool,
+        offsets: bool = False,
     ) -> Page:
         if first is None:
             first = MAX_PAGE_SIZE
@@ -705,9 +735,12 @@ class Table:
                 raise PageError(f"first must be <= {MAX_PAGE_SIZE}")
             first = MAX_PAGE_SIZE
         rows, keys = self.select(filters)
-        start = bisect_right(keys, decode_cursor(after)) if after else 0
+        if offsets:
+            start = min(len(rows), decode_offset(after) + 1) if after else 0
+        else:
+            start = bisect_right(keys, decode_cursor(after)) if after else 0
         end = start + first
-        return Page(rows[start:end], len(rows), end < len(rows), start > 0)
+        return Page(rows[start:end], len(rows), end < len(rows), start > 0, start, offsets)
 
 
 # --- The fast path: one connection with plain fields, from cached edge bytes --------------------
@@ -921,6 +954,8 @@ class Settings:
     revoke_tokens_after: int | None = None
     # a path or URL: the token endpoint answers 301 to it (an organization moved, a proxy)
     token_redirect: str | None = None
+    cursor_mode: str = "keyset"  # "offset": graphene-style `arrayconnection:N` cursors
+    silent_cap: int | None = None  # pages hold at most this many rows, whatever `first` asks
 
 
 @dataclass
@@ -988,7 +1023,7 @@ class PluvoApi(Api):
                 page = self._page(entity, first, after, filters)
             except PageError as exc:
                 raise GraphQLError(str(exc)) from exc
-            cursors = [encode_cursor(row["_key"]) for row in page.rows]
+            cursors = [page.cursor(i) for i in range(len(page.rows))]
             return {
                 "edges": [
                     {"cursor": c, "node": r} for c, r in zip(cursors, page.rows, strict=True)
@@ -1052,7 +1087,10 @@ class PluvoApi(Api):
         self, entity: Entity, first: int | None, after: str | None, filters: dict[str, Any]
     ) -> Page:
         cap = self.settings.page_size_mode == "cap"
-        page = self.table(entity.key).page(first, after, filters, cap)
+        offsets = self.settings.cursor_mode == "offset"
+        if self.settings.silent_cap and (first is None or first > self.settings.silent_cap):
+            first = self.settings.silent_cap
+        page = self.table(entity.key).page(first, after, filters, cap, offsets)
         page.count += self.settings.count_extra
         return page
 
@@ -1093,6 +1131,14 @@ class PluvoApi(Api):
             if mode not in ("cap", "error"):
                 raise ValueError(f"pluvo: page_size_mode must be 'cap' or 'error', not {mode!r}")
             self.settings.page_size_mode = mode
+        if "cursor_mode" in spec:
+            mode = spec.pop("cursor_mode")
+            if mode not in ("keyset", "offset"):
+                raise ValueError(f"pluvo: cursor_mode must be 'keyset' or 'offset', not {mode!r}")
+            self.settings.cursor_mode = mode
+        if "silent_cap" in spec:
+            cap = spec.pop("silent_cap")
+            self.settings.silent_cap = None if cap is None else int(cap)
         if "count_extra" in spec:
             self.settings.count_extra = int(spec.pop("count_extra"))
         if "token_redirect" in spec:
@@ -1397,6 +1443,11 @@ class PluvoApi(Api):
             page = self._page(plan.entity, first, after, args)
         except PageError:
             return None  # graphql-core words the error
+        if page.offset_cursors and any(
+            what == "edges" and any(w == "cursor" for _, w, _ in detail)
+            for _, what, detail in plan.parts
+        ):
+            return None  # cached edges carry keyset cursors; graphql-core renders offsets
         table = self.tables[plan.entity.key]
         parts = []
         for key, what, detail in plan.parts:
@@ -1423,8 +1474,8 @@ def _page_info(page: Page, fields: list[tuple[str, str]]) -> dict[str, Any]:
     values = {
         "hasNextPage": page.has_next,
         "hasPreviousPage": page.has_previous,
-        "startCursor": encode_cursor(page.rows[0]["_key"]) if page.rows else None,
-        "endCursor": encode_cursor(page.rows[-1]["_key"]) if page.rows else None,
+        "startCursor": page.cursor(0) if page.rows else None,
+        "endCursor": page.cursor(len(page.rows) - 1) if page.rows else None,
         "__typename": "PageInfo",
     }
     return {key: values[name] for key, name in fields}

@@ -6,18 +6,29 @@ live schema, so a field the vendor adds tomorrow reaches the warehouse without a
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxp_sync.sources.core.completeness import (
+    PageAnomaly,
+    ReadLedger,
+    check_rows,
+    fetch_checked,
+)
 from lxp_sync.sources.core.errors import (
     AuthenticationError,
+    DataMismatchError,
     GraphQLQueryError,
     PermissionDeniedError,
 )
 from lxp_sync.sources.core.http import ApiClient, request_id_of
 from lxp_sync.sources.core.paging import Progress
+
+log = logging.getLogger("lxp_sync")
 
 INTROSPECTION_QUERY = """
 query LxpIntrospection {
@@ -154,6 +165,15 @@ class IntrospectedSchema:
         return out
 
 
+@dataclass(frozen=True)
+class GraphQLAnswer:
+    """An answer without `errors`: its `data` (unchecked), the request id and the HTTP status."""
+
+    data: Any
+    request_id: str | None
+    status: int
+
+
 class GraphQLClient:
     """POSTs GraphQL over an `ApiClient`; a response with `errors` is an error, even on HTTP 200.
 
@@ -176,14 +196,15 @@ class GraphQLClient:
         self._schema: IntrospectedSchema | None = None
         self._schema_lock = threading.Lock()
 
-    def execute(
+    def request(
         self,
         query: str,
         variables: Mapping[str, Any] | None = None,
         *,
         resource: str | None = None,
         page: Any = None,
-    ) -> dict[str, Any]:
+    ) -> GraphQLAnswer:
+        """Send a query; an answer with `errors` raises, `data` comes back as the API sent it."""
         payload: dict[str, Any] = {"query": query}
         if variables:
             payload["variables"] = dict(variables)
@@ -201,15 +222,27 @@ class GraphQLClient:
                     continue
                 raise self._error(errors, codes, response, body, resource, page)
             data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, dict):
-                raise GraphQLQueryError(
-                    "the API answered without data",
-                    resource=resource,
-                    page=page,
-                    status=response.status_code,
-                    request_id=request_id_of(response, body),
-                )
-            return data
+            return GraphQLAnswer(data, request_id_of(response, body), response.status_code)
+
+    def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        resource: str | None = None,
+        page: Any = None,
+    ) -> dict[str, Any]:
+        """The `data` object of a query's answer (an answer without one is an error)."""
+        answer = self.request(query, variables, resource=resource, page=page)
+        if not isinstance(answer.data, dict):
+            raise GraphQLQueryError(
+                "the API answered without data",
+                resource=resource,
+                page=page,
+                status=answer.status,
+                request_id=answer.request_id,
+            )
+        return answer.data
 
     @staticmethod
     def _error(
@@ -255,7 +288,7 @@ class GraphQLClient:
 
 @dataclass
 class RelayPage:
-    nodes: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]  # the rows not yielded before (see `completeness`)
     total: int | None
     page: int
 
@@ -272,47 +305,171 @@ def relay_query(connection: Connection, selection: str, filters: Mapping[str, An
     )
 
 
+@dataclass
+class _Received:
+    """One relay page as checked: nodes, the count it reported, where the next one starts."""
+
+    nodes: list[dict[str, Any]]
+    total: int | None
+    has_next: bool
+    end_cursor: str | None
+
+
+@dataclass
+class _Pass:
+    """What the current pass has seen, for the checks that need more than one page."""
+
+    size: int  # rows a full page holds (`first`, or a server's silent cap found on page 1)
+    settled: bool = False  # the size is known (after the read's first page)
+    cursors: set[str] = field(default_factory=set)
+    received: int = 0
+    totals: dict[int, None] = field(default_factory=dict)  # the counts reported, in order
+
+
 def relay_pages(
     gql: GraphQLClient,
     connection: Connection,
     selection: str,
     *,
     resource: str,
+    key: str,
     page_size: int,
     filters: Mapping[str, Any] | None = None,
     max_pages: int | None = None,
     progress: Progress | None = None,
+    keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[RelayPage]:
-    """Every page of a relay connection, `first`/`after` with `pageInfo`; a repeated cursor fails."""
+    """Every row of a relay connection once, `first`/`after`, checked page by page and against
+    the connection's count where it has one (see `completeness`); read again from the start
+    when the list moved during a pass."""
     filters = dict(filters or {})
     query = relay_query(connection, selection, filters)
-    after: str | None = None
-    seen: set[str] = set()
-    page = 0
+    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat)
     progress = progress or Progress(resource)
+    size, settled, why = page_size, False, None
     while True:
-        page += 1
-        data = gql.execute(
-            query, {"first": page_size, "after": after, **filters}, resource=resource, page=page
-        )
-        conn = data.get(connection.name) or {}
-        edges = conn.get("edges") or []
-        nodes = [edge["node"] for edge in edges if edge and edge.get("node") is not None]
-        total = conn.get(connection.count_field) if connection.count_field else None
-        if progress.total is None and total is not None:
-            progress.total = int(total)
-        progress.add(len(nodes))
-        yield RelayPage(nodes, total, page)
-        info = conn.get("pageInfo") or {}
-        if not info.get("hasNextPage") or (max_pages is not None and page >= max_pages):
-            break
-        after = info.get("endCursor")
-        if not after or after in seen:
-            raise GraphQLQueryError(
-                f"the API returned the cursor {after!r} twice; paging would loop",
+        ledger.new_pass(why)
+        progress.passes = ledger.passes
+        state = _Pass(size, settled)
+        after: str | None = None
+        page = 0
+        while True:
+            page += 1
+            variables = {"first": state.size, "after": after, **filters}
+            got = fetch_checked(
+                gql.api,
+                functools.partial(
+                    _read_relay_page, gql, query, variables, connection, key, state, resource, page
+                ),
                 resource=resource,
                 page=page,
-                hint="Report it to the vendor; lower `page_size` may avoid it",
             )
-        seen.add(after)
+            state.settled = True
+            state.received += len(got.nodes)
+            if got.total is not None:
+                state.totals.setdefault(got.total)
+                if progress.total is None:
+                    progress.total = got.total
+            rows, _ = ledger.take(got.nodes)
+            progress.add(len(got.nodes))
+            yield RelayPage(rows, got.total, page)
+            if not got.has_next or (max_pages is not None and page >= max_pages):
+                break
+            after = got.end_cursor
+        size, settled = state.size, state.settled
+        if max_pages is not None and page >= max_pages:
+            break
+        why = _pass_problem(connection, ledger, state, resource)
+        if why is None:
+            break
     progress.done()
+
+
+def _read_relay_page(
+    gql: GraphQLClient,
+    query: str,
+    variables: dict[str, Any],
+    connection: Connection,
+    key: str,
+    state: _Pass,
+    resource: str,
+    page: int,
+) -> _Received:
+    """One page if it can be right, else `PageAnomaly` (`fetch_checked` fetches it again)."""
+    answer = gql.request(query, variables, resource=resource, page=page)
+    facts = {"request_id": answer.request_id, "status": answer.status}
+    name = connection.name
+    conn = answer.data.get(name) if isinstance(answer.data, dict) else None
+    if not isinstance(conn, dict):
+        what = "no data" if not isinstance(answer.data, dict) else f"data without `{name}`"
+        raise PageAnomaly(f"the API answered with {what}", **facts)
+    edges = conn.get("edges")
+    if not isinstance(edges, list):
+        raise PageAnomaly(f"`{name}` has no `edges`", **facts)
+    if any(not isinstance(edge, dict) for edge in edges):
+        raise PageAnomaly("the page has a null edge", **facts)
+    nodes = [edge.get("node") for edge in edges]
+    check_rows(nodes, key, "node", **facts)
+    info = conn.get("pageInfo")
+    if not isinstance(info, dict) or not isinstance(info.get("hasNextPage"), bool):
+        raise PageAnomaly(f"`{name}` has no `pageInfo {{ hasNextPage }}`", **facts)
+    has_next, end_cursor = info["hasNextPage"], info.get("endCursor")
+    total: int | None = None
+    if connection.count_field:
+        total = conn.get(connection.count_field)
+        if not isinstance(total, int):
+            raise PageAnomaly(f"`{name}` has no `{connection.count_field}`", **facts)
+    if has_next:
+        if not end_cursor:
+            raise PageAnomaly("hasNextPage is true but there is no endCursor", **facts)
+        if end_cursor in state.cursors:
+            raise PageAnomaly(f"the cursor {end_cursor!r} came back twice", **facts)
+        if len(nodes) < state.size:
+            if nodes and not state.settled:
+                # a silent server cap: page by what the server serves
+                log.info(
+                    "%s: the API serves %d rows a page where %d were asked for; paging by %d",
+                    resource,
+                    len(nodes),
+                    state.size,
+                    len(nodes),
+                )
+                state.size = len(nodes)
+            else:
+                raise PageAnomaly(
+                    f"a short page: received {len(nodes)} rows where {state.size} were expected "
+                    "(hasNextPage true)",
+                    **facts,
+                )
+        state.cursors.add(end_cursor)
+    elif total is not None and set(state.totals) <= {total}:
+        received = state.received + len(nodes)
+        if received < total:
+            raise PageAnomaly(
+                f"hasNextPage is false after {received} rows where "
+                f"{connection.count_field} is {total}",
+                **facts,
+            )
+    return _Received(nodes, total, has_next, end_cursor)
+
+
+def _pass_problem(
+    connection: Connection, ledger: ReadLedger, state: _Pass, resource: str
+) -> str | None:
+    """Why the pass just read may have missed a row (None: it read every row)."""
+    distinct = ledger.distinct_in_pass
+    if connection.count_field is None:
+        repeats = state.received - distinct
+        return f"{repeats} rows read twice" if repeats else None
+    totals = list(state.totals)
+    if len(totals) > 1:
+        return f"{connection.count_field} moved from {totals[0]} to {totals[-1]}"
+    total = totals[0]
+    if distinct > total:
+        raise DataMismatchError(
+            f"received {distinct} distinct rows but {connection.count_field} is {total}",
+            resource=resource,
+        )
+    if distinct < total:
+        return f"{distinct} distinct rows of {total}: {state.received - distinct} read twice"
+    return None

@@ -320,7 +320,7 @@ class ApiClient:
                         resource=resource,
                         page=page,
                     ) from None
-                self._backoff(attempt, None, resource, page, type(exc).__name__)
+                self.backoff(attempt, None, resource, page, type(exc).__name__)
                 attempt += 1
                 continue
             if response.status_code in RETRY_STATUSES:
@@ -330,7 +330,7 @@ class ApiClient:
                 )
                 if attempt >= policy.max_retries:
                     raise error_for(response, resource, page)
-                self._backoff(attempt, retry_after, resource, page, f"HTTP {response.status_code}")
+                self.backoff(attempt, retry_after, resource, page, f"HTTP {response.status_code}")
                 attempt += 1
                 continue
             self.pacer.release(ticket, response.headers)
@@ -356,7 +356,7 @@ class ApiClient:
                         status=response.status_code,
                         request_id=request_id_of(response),
                     ) from None
-                self._backoff(attempt, None, resource, page, "a malformed body")
+                self.backoff(attempt, None, resource, page, "a malformed body")
                 attempt += 1
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
@@ -367,9 +367,10 @@ class ApiClient:
         full = self.http.base_url.join(url) if not url.startswith("http") else httpx.URL(url)
         return str(full.copy_with(query=None))
 
-    def _backoff(
+    def backoff(
         self, attempt: int, hint: float | None, resource: str | None, page: Any, why: str
     ) -> None:
+        """Wait before retry `attempt + 1` (and say why): the policy's delay, or the server's."""
         delay = self.retry.delay(attempt, hint)
         where = f"{resource} page {page}" if page is not None else str(resource)
         log.info("%s: %s, retry %d in %.2fs", where, why, attempt + 1, delay)

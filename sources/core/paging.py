@@ -64,6 +64,7 @@ class Progress:
         self.total = total
         self.pages = 0
         self.rows = 0
+        self.passes = 1  # reads of a list that changed while it was read
         self.every_s = every_s
         self._started = time.monotonic()
         self._last = self._started
@@ -79,7 +80,11 @@ class Progress:
     def line(self) -> str:
         of = f"/{self.total}" if self.total is not None else ""
         rate = self.rows / max(time.monotonic() - self._started, 1e-6)
-        return f"{self.resource}: {self.rows}{of} rows, {self.pages} pages ({rate:,.0f} rows/s)"
+        passes = f" in {self.passes} passes" if self.passes > 1 else ""
+        return (
+            f"{self.resource}: {self.rows}{of} rows, {self.pages} pages{passes} "
+            f"({rate:,.0f} rows/s)"
+        )
 
     def done(self) -> None:
         log.info("%s, done", self.line())

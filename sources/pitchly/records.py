@@ -210,6 +210,7 @@ class TableRun:
             self.connection,
             RECORD_SELECTION,
             resource=self.resource,
+            key=PRIMARY_KEY,
             page_size=self.options.page_size,
             filters={"tableId": self.plan.table_id, "filter": table_filter},
             max_pages=self.options.max_pages,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -23,6 +23,7 @@ from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_MAX_PAGE_SIZE,
     REST_ENDPOINTS,
     REST_MAX_PAGE_SIZE,
+    REST_PRIMARY_KEY,
     RestEndpoint,
     columns,
 )
@@ -85,6 +86,9 @@ def _rest_resource(
 ) -> DltResource:
     cursor = endpoint.server_cursor or endpoint.client_cursor
     hints = columns(endpoint.columns)
+    if cursor and not endpoint.refresh_window:
+        # a row read twice in one run (the list moved) lands once: the newest copy
+        hints[cursor] = {**hints[cursor], "dedup_sort": "desc"}
     lag = refresh_window_days * 86400 if endpoint.refresh_window else None
 
     def read(
@@ -101,6 +105,7 @@ def _rest_resource(
             concurrency=concurrency,
             params=params,
             max_pages=max_pages,
+            started=datetime.now(UTC),
         )
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
@@ -118,7 +123,7 @@ def _rest_resource(
     return dlt.resource(
         read,
         name=name,
-        primary_key="public_id",
+        primary_key=REST_PRIMARY_KEY,
         write_disposition="merge",
         columns=hints,
         parallelized=True,

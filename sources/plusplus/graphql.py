@@ -57,5 +57,4 @@ def connection_options(
         max_pages=max_pages,
         deleted_field=GRAPHQL_DELETED_FIELD,
         hard_delete=hard_delete,
-        check_count=True,
     )

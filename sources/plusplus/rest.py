@@ -1,17 +1,23 @@
-"""Mechanics of the PlusPlus REST source: page-number paging with known totals, cursors."""
+"""Mechanics of the PlusPlus REST source: how to read one page of a list, cursors, the window."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from lxp_sync.sources.core.http import ApiClient
-from lxp_sync.sources.core.paging import Progress, fetch_in_order, iso_text, parse_iso
+from lxp_sync.sources.core.completeness import (
+    NumberedPage,
+    PageAnomaly,
+    changed_since,
+    numbered_pages,
+)
+from lxp_sync.sources.core.http import ApiClient, request_id_of
+from lxp_sync.sources.core.paging import iso_text, parse_iso
+from lxp_sync.sources.plusplus.settings import REST_PRIMARY_KEY as PRIMARY_KEY
 from lxp_sync.sources.plusplus.settings import RestEndpoint
 
 
@@ -24,46 +30,44 @@ def read_pages(
     concurrency: int,
     params: dict[str, Any] | None = None,
     max_pages: int | None = None,
+    started: datetime | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Every page of a list endpoint, in order.
+    """Every row of a list endpoint once, checked against `meta.total_count` (on every page).
 
-    Page 1 gives `meta.total_count`; the remaining pages are then fetched concurrently. If the
-    last expected page comes back full (rows were added during the sync), paging goes on one page
-    at a time until a short page.
+    Page 1 gives the count, the other pages are fetched concurrently; a list that changes while
+    it is read is read again where it moved (`sources/core/completeness.py`). `started`: when the
+    run began, for rows read twice whose cursor says they changed during the read.
     """
     base_params = {**(params or {}), "page_size": page_size}
 
-    def fetch(page: int) -> dict[str, Any]:
-        return client.get_json(
-            endpoint.path, params={**base_params, "page": page}, resource=resource, page=page
+    def fetch(page: int) -> NumberedPage:
+        body, response = client.request_json(
+            "GET", endpoint.path, params={**base_params, "page": page}, resource=resource, page=page
         )
+        facts = {"request_id": request_id_of(response, body), "status": response.status_code}
+        rows = body.get("data") if isinstance(body, dict) else None
+        meta = body.get("meta") if isinstance(body, dict) else None
+        total = meta.get("total_count") if isinstance(meta, dict) else None
+        if not isinstance(rows, list):
+            raise PageAnomaly("the answer has no `data` list", **facts)
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise PageAnomaly("the answer has no `meta.total_count`", **facts)
+        return NumberedPage(rows, total, **facts)
 
-    first = fetch(1)
-    total = int(first.get("meta", {}).get("total_count") or 0)
-    progress = Progress(resource, total)
-    rows = first.get("data") or []
-    progress.add(len(rows))
-    if rows:
-        yield rows
-    last_page = max(1, math.ceil(total / page_size))
-    if max_pages is not None:
-        last_page = min(last_page, max_pages)
-    last_len = len(rows)
-    for body in fetch_in_order(fetch, range(2, last_page + 1), concurrency):
-        rows = body.get("data") or []
-        last_len = len(rows)
-        progress.add(last_len)
-        if rows:
-            yield rows
-    page = last_page
-    while last_len == page_size and (max_pages is None or page < max_pages):
-        page += 1
-        rows = fetch(page).get("data") or []
-        last_len = len(rows)
-        progress.add(last_len)
-        if rows:
-            yield rows
-    progress.done()
+    cursor = endpoint.server_cursor or endpoint.client_cursor
+    # a row read twice is yielded again only where a timestamp cursor shows it changed; the
+    # refresh window's rows (a `created` cursor) keep their first copy, compared next run
+    fresh = None if endpoint.refresh_window or started is None else changed_since(cursor, started)
+    yield from numbered_pages(
+        fetch,
+        client=client,
+        resource=resource,
+        key=PRIMARY_KEY,
+        page_size=page_size,
+        concurrency=concurrency,
+        keep_repeat=fresh,
+        max_pages=max_pages,
+    )
 
 
 def cursor_params(endpoint: RestEndpoint, start_value: Any) -> dict[str, Any]:

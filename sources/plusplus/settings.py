@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REST_MAX_PAGE_SIZE = 100
+REST_PRIMARY_KEY = "public_id"
 
 # Column hints by type. dlt writes the column name into a hint dict, so every column gets a copy
 # (see `columns()`), never one of these shared dicts.

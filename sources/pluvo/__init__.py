@@ -41,8 +41,8 @@ def pluvo_source(
     """Users, groups, trainings, events, ...: every `paginated*` connection found by introspection.
 
     One OAuth2 client-credentials token serves every resource of the run (and, with
-    `token_cache_path`, later runs within its lifetime). After each resource the rows received
-    are checked against the connection's `count`.
+    `token_cache_path`, later runs within its lifetime). Every page is checked, and every read
+    reconciled with the connection's `count` (`sources/core/completeness.py`).
     """
     gql, _auth = pluvo_client(
         organization_root(base_url),
@@ -62,7 +62,6 @@ def pluvo_source(
         page_size=page_size,
         max_page_size=MAX_PAGE_SIZE,
         max_pages=max_pages,
-        check_count=True,
     )
     for name, connection in select_resources("pluvo", available, resources, aliases):
         yield connection_resource(gql, connection, options, name=name)
