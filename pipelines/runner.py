@@ -171,34 +171,37 @@ def reload_from_scratch(source: DltSource) -> None:
         resource.apply_hints(write_disposition="replace")
         columns = resource.compute_table_schema().get("columns", {})
         marked = {
-            name: hint.get("data_type") for name, hint in columns.items() if hint.get("hard_delete")
+            c: hint.get("data_type") for c, hint in columns.items() if hint.get("hard_delete")
         }
         if marked:
-            resource.add_filter(lambda row, marked=marked: not _is_marked(row, marked))
-            resource.add_map(lambda item, marked=marked: _drop_marked(item, marked))
+            drop = HardDeleted(marked)
+            resource.add_filter(drop.keeps_row).add_map(drop.from_table)
 
 
-def _is_marked(row: Any, marked: Mapping[str, Any]) -> bool:
-    """A row (a dict) that dlt's hard_delete would delete: True in a bool column, else a value."""
-    if not isinstance(row, Mapping):
-        return False
-    return any(
-        bool(row.get(c)) if kind == "bool" else row.get(c) is not None for c, kind in marked.items()
-    )
+class HardDeleted:
+    """Rows that dlt's `hard_delete` would delete: True in a bool column, else any value."""
 
+    def __init__(self, columns: Mapping[str, Any]) -> None:
+        self.columns = columns
 
-def _drop_marked(item: Any, marked: Mapping[str, Any]) -> Any:
-    """An Arrow table without the rows dlt's hard_delete would delete (other items as they are)."""
-    if not isinstance(item, pa.Table):
-        return item
-    keep = None
-    for column, kind in marked.items():
-        if column not in item.column_names:
-            continue
-        values = item[column]
-        hit = pc.fill_null(values, False) if kind == "bool" else pc.is_valid(values)
-        keep = pc.invert(hit) if keep is None else pc.and_(keep, pc.invert(hit))
-    return item if keep is None else item.filter(keep)
+    def keeps_row(self, row: Any) -> bool:
+        if not isinstance(row, Mapping):
+            return True  # an Arrow table: `from_table`
+        return not any(
+            bool(row.get(c)) if kind == "bool" else row.get(c) is not None
+            for c, kind in self.columns.items()
+        )
+
+    def from_table(self, item: Any) -> Any:
+        if not isinstance(item, pa.Table):
+            return item
+        keep = None
+        for column, kind in self.columns.items():
+            if column in item.column_names:
+                values = item[column]
+                hit = pc.fill_null(values, False) if kind == "bool" else pc.is_valid(values)
+                keep = pc.invert(hit) if keep is None else pc.and_(keep, pc.invert(hit))
+        return item if keep is None else item.filter(keep)
 
 
 def _has_loaded(pipeline: Pipeline, schema_name: str) -> bool:
