@@ -13,6 +13,7 @@ run ended at any moment (kill -9, a power cut, an error) leaves in `<pipelines_d
 | `load/normalized/<id>/` where no load job is in flight (every started job has its outcome recorded) | a load to resume | finished: loaded |
 | `load/normalized/<id>/` with a started job whose outcome is not recorded | a job that may or may not have reached the warehouse: loading it again could duplicate rows | discarded |
 | a package without its schema or state file, or flagged for abort | half deleted, or being aborted | discarded |
+| `load/normalized/<id>/` with a job that failed for good (a terminal error) | a package that would fail the same way at every rerun | discarded |
 
 Each removal only touches what was never committed (or is committed elsewhere), so a kill in the
 middle of one is cleaned up by the next run in the same way. Discarding renames the whole working
@@ -32,6 +33,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlt.common.storages import FileStorage, PackageStorage
+from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.pipeline.pipeline import Pipeline
 
 from lxp_sync.sources.core.stop import raise_if_stopped
@@ -112,6 +115,8 @@ def inspect(working_dir: Path) -> Leftovers:
                 f"it was loading package {package.name}, and whether job {unknown[0]} reached "
                 "the warehouse is not recorded"
             )
+        elif failed := _failed_for_good(package):
+            found.discard = f"load job {failed} of package {package.name} failed for good"
         else:
             found.pending.append(package.name)
     if found.discard:
@@ -180,3 +185,16 @@ def _jobs_in_flight(package: Path) -> list[str]:
         for job in started.iterdir()
         if job.is_file() and not (recorded / job.name).is_file()
     )
+
+
+def _failed_for_good(package: Path) -> str | None:
+    """A job that dlt put back for a retry after a terminal error: loading the package again
+    would fail the same way, while a new extract picks up changed settings and data."""
+    packages = PackageStorage(FileStorage(str(package.parent)), "normalized")
+    for job_file, folder in packages.list_retried_new_jobs(package.name):
+        if folder != "new_jobs":
+            continue
+        job = ParsedLoadJobFileName.parse(os.path.basename(job_file))
+        if packages.get_last_job_exception(package.name, job)[0] == "terminal":
+            return job.file_name()
+    return None

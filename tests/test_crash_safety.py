@@ -16,7 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dlt.common.schema import Schema
+from dlt.common.storages import FileStorage, PackageStorage
 
+from lxp_sync.pipelines import recovery
 from lxp_sync.pipelines.runner import pipeline_name
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.helpers import LXP_SYNC, lxp_sync
@@ -154,3 +157,32 @@ def test_killed_when_the_pipeline_folder_shows_a_normalized_package_then_rerun_e
     assert rerun.returncode == 0, rerun.stderr
     CASES[source].equals_truth(sandbox, warehouse_rows(source, workdir, monkeypatch), True)
     assert len(recovery_lines(rerun.stdout, source)) == 1, rerun.stdout
+
+
+@pytest.mark.parametrize(("error", "discarded"), [("terminal", True), ("transient", False)])
+def test_a_package_whose_load_job_failed_for_good_is_discarded_not_retried(
+    error: str, discarded: bool, tmp_path: Path
+) -> None:
+    """dlt keeps a package whose job failed terminally pending, to fail the same way at every
+    rerun; a new extract picks up changed settings instead. A transient failure is retried."""
+    normalized = tmp_path / "load" / "normalized"
+    normalized.mkdir(parents=True)
+    packages = PackageStorage(FileStorage(str(normalized)), "normalized")
+    packages.create_package("1700000000.1")
+    packages.save_schema("1700000000.1", Schema("plusplus_rest"))
+    job = "users.0123456789.0.parquet"
+    (tmp_path / job).write_bytes(b"")
+    packages.import_job("1700000000.1", str(tmp_path / job))
+    packages.start_job("1700000000.1", job)
+    packages.retry_job("1700000000.1", job, "the warehouse refused it", error)
+
+    found = recovery.inspect(tmp_path)
+
+    if discarded:
+        assert (
+            found.discard
+            == "load job users.0123456789.1.parquet of package 1700000000.1 failed for good"
+        )
+        assert not found.pending
+    else:
+        assert found.discard is None and found.pending == ["1700000000.1"]
