@@ -64,7 +64,16 @@ def first_loads(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactor
     return FirstLoads(sandbox, tmp_path_factory)
 
 
-def assert_killed_run_then_rerun_equals_truth(
+KILLS = [
+    *(("plusplus_rest", point) for point in PHASE_BOUNDARIES),
+    ("plusplus_graphql", "normalize.committed"),  # loaded what the killed run had read
+    ("pluvo", "load.sql_committed"),  # discarded: reset to the warehouse's state
+    ("pitchly", "load.job_committed"),  # the same, with per-table state and table names
+]
+
+
+@pytest.mark.parametrize(("source", "point"), KILLS)
+def test_killed_at_a_phase_boundary_then_one_plain_rerun_equals_truth(
     source: str,
     point: str,
     sandbox: SandboxProcess,
@@ -85,40 +94,6 @@ def assert_killed_run_then_rerun_equals_truth(
     assert rerun.returncode == 0, rerun.stderr
     case.equals_truth(sandbox, warehouse_rows(source, workdir, monkeypatch), True)
     assert len(recovery_lines(rerun.stdout, source)) == 1, rerun.stdout
-
-
-@pytest.mark.parametrize("point", PHASE_BOUNDARIES)
-def test_plusplus_rest_killed_at_each_phase_boundary_then_one_plain_rerun_equals_truth(
-    point: str,
-    sandbox: SandboxProcess,
-    first_loads: FirstLoads,
-    workdir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert_killed_run_then_rerun_equals_truth(
-        "plusplus_rest", point, sandbox, first_loads, workdir, monkeypatch
-    )
-
-
-@pytest.mark.parametrize(
-    ("source", "point"),
-    [
-        ("plusplus_graphql", "normalize.committed"),  # loaded what the killed run read
-        ("pluvo", "load.sql_committed"),  # discarded: reset to the warehouse's state
-        ("pitchly", "load.job_committed"),  # the same, with per-table state and names
-    ],
-)
-def test_every_source_killed_then_one_plain_rerun_equals_truth(
-    source: str,
-    point: str,
-    sandbox: SandboxProcess,
-    first_loads: FirstLoads,
-    workdir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert_killed_run_then_rerun_equals_truth(
-        source, point, sandbox, first_loads, workdir, monkeypatch
-    )
 
 
 def test_killed_when_the_pipeline_folder_shows_a_normalized_package_then_rerun_equals_truth(
