@@ -13,6 +13,7 @@ run ended at any moment (kill -9, a power cut, an error) leaves in `<pipelines_d
 | `load/normalized/<id>/` where no load job is in flight (every started job has its outcome recorded) | a load to resume | finished: loaded |
 | `load/normalized/<id>/` with a started job whose outcome is not recorded | a job that may or may not have reached the warehouse: loading it again could duplicate rows | discarded |
 | a package without its schema or state file, or flagged for abort | half deleted, or being aborted | discarded |
+| packages, but no `state.json` (killed before the first extract saved it) | dlt would start afresh | discarded |
 | `load/normalized/<id>/` with a job that failed for good (a terminal error) | a package that would fail the same way at every rerun | discarded |
 
 Each removal only touches what was never committed (or is committed elsewhere), so a kill in the
@@ -45,6 +46,7 @@ log = logging.getLogger("lxp_sync")
 EXTRACTED = "extracted"
 LOAD_FOLDERS = ("new", "normalized", "loaded")
 SCHEMA_FILE = "schema.json"
+STATE_FILE = "state.json"  # dlt's Pipeline.STATE_FILE
 PACKAGE_STATE_FILE = "load_package_state.json"
 STARTED_JOBS = "started_jobs"
 PENDING_TRANSITIONS = ".pending_transitions"
@@ -119,6 +121,9 @@ def inspect(working_dir: Path) -> Leftovers:
             found.discard = f"load job {failed} of package {package.name} failed for good"
         else:
             found.pending.append(package.name)
+    if found.pending and not (working_dir / STATE_FILE).is_file():
+        # dlt starts a pipeline without a state file afresh, deleting the folder: say so
+        found.discard = "its local state was never saved"
     if found.discard:
         found.pending = []
     return found

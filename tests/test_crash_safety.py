@@ -158,3 +158,25 @@ def test_a_package_whose_load_job_failed_for_good_is_discarded_not_retried(
         assert not found.pending
     else:
         assert found.discard is None and found.pending == ["1700000000.1"]
+
+
+@pytest.mark.parametrize("state_saved", [True, False])
+def test_a_committed_extract_is_loaded_unless_the_pipeline_never_saved_its_state(
+    state_saved: bool, tmp_path: Path
+) -> None:
+    """A kill between dlt committing the first extract and saving its state: dlt would start
+    the pipeline afresh, deleting the package, so the run says it discards it."""
+    extracted = tmp_path / "normalize" / "extracted"
+    extracted.mkdir(parents=True)
+    packages = PackageStorage(FileStorage(str(extracted)), "extracted")
+    packages.create_package("1700000000.2")
+    packages.save_schema("1700000000.2", Schema("plusplus_rest"))
+    if state_saved:
+        (tmp_path / "state.json").write_text("{}")
+
+    found = recovery.inspect(tmp_path)
+
+    if state_saved:
+        assert found.pending == ["1700000000.2"] and found.discard is None
+    else:
+        assert found.discard == "its local state was never saved" and not found.pending
