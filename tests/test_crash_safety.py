@@ -147,6 +147,7 @@ def test_a_package_whose_load_job_failed_for_good_is_discarded_not_retried(
     packages.import_job("1700000000.1", str(tmp_path / job))
     packages.start_job("1700000000.1", job)
     packages.retry_job("1700000000.1", job, "the warehouse refused it", error)
+    (tmp_path / "state.json").write_text("{}")
 
     found = recovery.inspect(tmp_path)
 
