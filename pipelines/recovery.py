@@ -145,7 +145,9 @@ def finish(pipeline: Pipeline) -> None:
         pipeline.normalize()
     if pipeline.list_normalized_load_packages():
         raise_if_stopped()
-        pipeline.load().raise_on_failed_jobs()
+        info = pipeline.load()
+        if info is not None:
+            info.raise_on_failed_jobs()
 
 
 def _remove_discarded(working_dir: Path) -> None:

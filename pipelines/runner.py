@@ -108,11 +108,9 @@ def make_destination(options: RunOptions) -> Destination:
         destination = Destination.from_reference(options.destination)
     else:
         destination = options.destination
-    kind = destination_kind(options.destination)
-    configured = dlt.config.get(f"destination.{kind}.replace_strategy") or dlt.config.get(
-        "destination.replace_strategy"
-    )
-    if not configured:
+    sections = {destination_name(options.destination), destination_kind(options.destination)}
+    keys = [f"destination.{section}.replace_strategy" for section in sorted(sections)]
+    if not any(dlt.config.get(key) for key in [*keys, "destination.replace_strategy"]):
         destination.config_params.setdefault("replace_strategy", ATOMIC_REPLACE)
     return destination
 
@@ -169,7 +167,7 @@ def reload_from_scratch(source: DltSource) -> None:
     """
     for resource in source.selected_resources.values():
         resource.apply_hints(write_disposition="replace")
-        columns = resource.compute_table_schema().get("columns", {})
+        columns = resource.columns if isinstance(resource.columns, Mapping) else {}
         marked = {
             c: hint.get("data_type") for c, hint in columns.items() if hint.get("hard_delete")
         }
