@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from lxp_sync import __version__
 from lxp_sync.pipelines.errors import explain
+from lxp_sync.pipelines.interrupts import StopOnSignals, interrupted_line
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
 
@@ -51,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--full-refresh",
         action="store_true",
-        help="drop the source's tables and cursors first, then load everything",
+        help="reload the selected resources from scratch: their cursors reset, their tables "
+        "replaced atomically (other resources untouched)",
     )
     run.add_argument(
         "--smoke",
@@ -60,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         "nothing written to the real destination or state",
     )
     run.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
+    run.add_argument(
+        "--lock-wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another run of the same pipeline to end "
+        "(default: lock_wait_s under [lxp_sync], 0: fail at once)",
+    )
 
     demo = commands.add_parser(
         "demo", help="start the sandbox, sync every source into DuckDB, print the tables"
@@ -91,16 +102,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
-    try:
-        code = _dispatch(args)
-    except KeyboardInterrupt:
-        print("lxp-sync: interrupted; the next run resumes safely", file=sys.stderr)
-        code = 130
-    except Exception as exc:  # one line, never a traceback, never a secret
-        line, code = explain(exc, getattr(args, "source", None))
-        if args.verbose:
-            log.exception("details")
-        print(f"lxp-sync: error: {line}", file=sys.stderr)
+    # a run stops on SIGINT/SIGTERM within seconds (other commands keep Python's Ctrl-C)
+    signals = StopOnSignals() if args.command == "run" else nullcontext()
+    with signals:
+        try:
+            code = _dispatch(args)
+        except KeyboardInterrupt:
+            print(interrupted_line(signal.SIGINT), file=sys.stderr)
+            code = 130
+        except Exception as exc:  # one line, never a traceback, never a secret
+            if isinstance(signals, StopOnSignals) and signals.received:
+                code = signals.exit_code  # whatever the stop broke, it was the stop
+            else:
+                line, code = explain(exc, getattr(args, "source", None))
+                if args.verbose:
+                    log.exception("details")
+                print(f"lxp-sync: error: {line}", file=sys.stderr)
+        if isinstance(signals, StopOnSignals) and signals.received:
+            print(interrupted_line(signals.received), file=sys.stderr)
+            code = signals.exit_code
     sys.exit(code)
 
 
@@ -156,6 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         pipelines_dir=args.pipelines_dir,
         full_refresh=args.full_refresh,
+        lock_wait_s=args.lock_wait,
+        on_recovery=lambda line: print(line, flush=True),
     )
     pipeline = run_source(spec, spec.factory(**source_args), options)
     counts = row_counts(pipeline)

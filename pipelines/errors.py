@@ -25,6 +25,13 @@ _SECRETS = [
 ]
 
 
+# DuckDB's words when another process has the file open for writing
+_DUCKDB_LOCK = re.compile(
+    r'Could not set lock on file "(?P<path>[^"]+)"(?:: Conflicting lock is held in '
+    r"(?P<program>\S+) \(PID (?P<pid>\d+)\))?"
+)
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
@@ -72,6 +79,17 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
                 f"{what.get(error.schema_entity, error.schema_entity)} {name!r} in table "
                 f'{error.table_name!r}: the API changed; set schema_contract = "evolve" '
                 f'(or "discard_value") under [sources.{source}] to accept it',
+                1,
+            )
+    for error in chain:
+        if found := _DUCKDB_LOCK.search(str(error)):
+            holder = f" (pid {found['pid']}, {found['program']})" if found["pid"] else ""
+            return (
+                f"{source or 'lxp-sync'}: the DuckDB file {found['path']} is in use by another "
+                f"process{holder}: DuckDB lets one process write a file at a time. Close what "
+                "has it open (a DuckDB shell, a notebook, another lxp-sync run loading into the "
+                "same file) or wait for it to end, then run again; sources that share a file "
+                "run one after the other",
                 1,
             )
     step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)

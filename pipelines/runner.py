@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.destination import Destination
-from dlt.common.pipeline import LoadInfo
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
+from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
+from lxp_sync.pipelines import recovery
+from lxp_sync.pipelines.runlock import run_lock
 from lxp_sync.sources.core.errors import ConfigurationError
+from lxp_sync.sources.core.stop import raise_if_stopped
 
 log = logging.getLogger("lxp_sync")
 
@@ -27,6 +34,13 @@ FILE_FORMATS = {"duckdb": "parquet", "postgres": "insert_values", "bigquery": "j
 DEFAULT_DUCKDB_FILE = "lxp_sync.duckdb"
 
 
+# A replace (a full refresh, Pitchly tables without Updated At, catalogs) loads into the
+# staging dataset, then swaps the rows in with one transaction: readers see the old table or the
+# new one, never an empty or partial one, also when the run is killed. dlt's default
+# (`truncate-and-insert`) empties the table first. `.dlt/config.toml` sets it for plain dlt too.
+ATOMIC_REPLACE = "insert-from-staging"
+
+
 @dataclass
 class RunOptions:
     # a dlt destination name (credentials from dlt's settings) or a ready dlt destination object
@@ -37,6 +51,10 @@ class RunOptions:
     duckdb_path: str | None = None
     loader_file_format: str | None = None
     schema_contract: Any = None  # None: the source's `schema_contract` setting, else "evolve"
+    # seconds to wait for another run of the pipeline to end; None: `lxp_sync.lock_wait_s`, 0
+    lock_wait_s: float | None = None
+    # told, in one line, what a previous run left and what this run did about it
+    on_recovery: Callable[[str], None] = log.warning
 
 
 CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
@@ -77,39 +95,111 @@ def destination_kind(destination: str | Destination) -> str:
     return destination.destination_type.rsplit(".", 1)[-1]
 
 
-def make_destination(options: RunOptions) -> Any:
-    if options.destination != "duckdb":
-        return options.destination  # a name: credentials from dlt's settings; or an object
-    path = options.duckdb_path
-    if path is None:
-        configured = dlt.config.get("destination.duckdb.credentials")
-        path = configured if isinstance(configured, str) else DEFAULT_DUCKDB_FILE
-    return dlt.destinations.duckdb(path)
+def make_destination(options: RunOptions) -> Destination:
+    """The dlt destination to load into, replacing tables atomically unless configured otherwise."""
+    if options.destination == "duckdb":
+        path = options.duckdb_path
+        if path is None:
+            configured = dlt.config.get("destination.duckdb.credentials")
+            path = configured if isinstance(configured, str) else DEFAULT_DUCKDB_FILE
+        destination: Destination = dlt.destinations.duckdb(path)
+    elif isinstance(options.destination, str):
+        # a name: credentials and the rest from dlt's settings
+        destination = Destination.from_reference(options.destination)
+    else:
+        destination = options.destination
+    sections = {destination_name(options.destination), destination_kind(options.destination)}
+    keys = [f"destination.{section}.replace_strategy" for section in sorted(sections)]
+    if not any(dlt.config.get(key) for key in [*keys, "destination.replace_strategy"]):
+        destination.config_params.setdefault("replace_strategy", ATOMIC_REPLACE)
+    return destination
 
 
 def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
-    """Run one source; raises on any failed load job (dlt's packages keep a rerun safe)."""
+    """Run one source; raises on any failed load job.
+
+    One run per pipeline at a time (`runlock`). What a killed or failed run left is finished
+    or discarded first (`recovery`), then this run extracts what changed, in the same call.
+    """
     destination = destination_name(options.destination)
-    pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name(spec.name, destination),
-        destination=make_destination(options),
-        dataset_name=options.dataset or spec.name,
-        pipelines_dir=options.pipelines_dir,
-    )
-    file_format = options.loader_file_format or FILE_FORMATS.get(
-        destination_kind(options.destination)
-    )
-    contract = schema_contract(spec.name, options.schema_contract)
-    if contract != "evolve" and not _has_loaded(pipeline, source.name):
-        contract = "evolve"  # the first load creates the tables that the contract then guards
-    info: LoadInfo = pipeline.run(
-        source,
-        loader_file_format=file_format,
-        refresh="drop_sources" if options.full_refresh else None,
-        schema_contract=contract,
-    )
-    info.raise_on_failed_jobs()
+    name = pipeline_name(spec.name, destination)
+    pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
+    wait_s = options.lock_wait_s
+    if wait_s is None:
+        wait_s = float(dlt.config.get("lxp_sync.lock_wait_s") or 0.0)
+    with run_lock(pipelines_dir, name, wait_s):
+        leftovers = recovery.inspect(pipelines_dir / name)
+        if leftovers.discard:
+            recovery.discard(pipelines_dir / name)
+        pipeline = dlt.pipeline(
+            pipeline_name=name,
+            destination=make_destination(options),
+            dataset_name=options.dataset or spec.name,
+            pipelines_dir=str(pipelines_dir),
+        )
+        if leftovers.pending:
+            recovery.finish(pipeline)
+        if leftovers:
+            options.on_recovery(leftovers.line(spec.name))
+        raise_if_stopped()
+        file_format = options.loader_file_format or FILE_FORMATS.get(
+            destination_kind(options.destination)
+        )
+        contract = schema_contract(spec.name, options.schema_contract)
+        if contract != "evolve" and not _has_loaded(pipeline, source.name):
+            contract = "evolve"  # the first load creates the tables that the contract then guards
+        if options.full_refresh:
+            reload_from_scratch(source)
+        info: LoadInfo = pipeline.run(
+            source, loader_file_format=file_format, schema_contract=contract
+        )
+        info.raise_on_failed_jobs()
     return pipeline
+
+
+def reload_from_scratch(source: DltSource) -> None:
+    """A full refresh of the source's selected resources, and of nothing else.
+
+    Each is loaded with the replace disposition for this run: dlt resets a replace resource's
+    state (its cursors) before extracting, reads everything, and swaps its table and child
+    tables atomically (`ATOMIC_REPLACE`). Tables stay in the schema, so any schema contract
+    holds. A replace ignores dlt's `hard_delete` hint, so rows it marks are dropped here.
+    """
+    for resource in source.selected_resources.values():
+        resource.apply_hints(write_disposition="replace")
+        columns = resource.columns if isinstance(resource.columns, Mapping) else {}
+        marked = {
+            c: hint.get("data_type") for c, hint in columns.items() if hint.get("hard_delete")
+        }
+        if marked:
+            drop = HardDeleted(marked)
+            resource.add_filter(drop.keeps_row).add_map(drop.from_table)
+
+
+class HardDeleted:
+    """Rows that dlt's `hard_delete` would delete: True in a bool column, else any value."""
+
+    def __init__(self, columns: Mapping[str, Any]) -> None:
+        self.columns = columns
+
+    def keeps_row(self, row: Any) -> bool:
+        if not isinstance(row, Mapping):
+            return True  # an Arrow table: `from_table`
+        return not any(
+            bool(row.get(c)) if kind == "bool" else row.get(c) is not None
+            for c, kind in self.columns.items()
+        )
+
+    def from_table(self, item: Any) -> Any:
+        if not isinstance(item, pa.Table):
+            return item
+        keep = None
+        for column, kind in self.columns.items():
+            if column in item.column_names:
+                values = item[column]
+                hit = pc.fill_null(values, False) if kind == "bool" else pc.is_valid(values)
+                keep = pc.invert(hit) if keep is None else pc.and_(keep, pc.invert(hit))
+        return item if keep is None else item.filter(keep)
 
 
 def _has_loaded(pipeline: Pipeline, schema_name: str) -> bool:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -10,6 +14,8 @@ from lxp_sync.sources.plusplus.settings import REST_ENDPOINTS
 from lxp_sync_sandbox.plusplus_rest import API_TOKEN
 from lxp_sync_sandbox.server import SandboxProcess, free_port
 from tests.helpers import error_line, lxp_sync
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def rest_env(sandbox: SandboxProcess, workdir: Path, **extra: str) -> dict[str, str]:
@@ -170,3 +176,98 @@ def test_sandbox_command_serves_and_prints_urls_and_demo_credentials() -> None:
         output, _ = process.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in output
     assert "plusplus_rest: base_url=" in output and API_TOKEN in output
+
+
+# --- one run per pipeline --------------------------------------------------------------------------
+
+
+def hold_a_run(env: dict[str, str], cwd: Path, seconds: float) -> subprocess.Popen[str]:
+    """`lxp-sync run plusplus_rest` held on its first page for `seconds` (killpoints)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.killpoints", "extract.page", "--hold", str(seconds)]
+        + ["--", "run", "plusplus_rest", "--resources", "groups"],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "killpoint extract.page reached" in line:
+            return process
+    raise AssertionError(f"the held run ended early ({process.wait()})")
+
+
+def test_a_second_run_of_a_pipeline_fails_at_once_and_a_killed_run_leaves_no_lock(
+    sandbox: SandboxProcess, workdir: Path
+) -> None:
+    env = rest_env(sandbox, workdir)
+    holder = hold_a_run(env, workdir, seconds=120)
+    try:
+        started = time.monotonic()
+        second = lxp_sync("run", "plusplus_rest", "--resources", "groups", env=env, cwd=workdir)
+        seconds = time.monotonic() - started
+    finally:
+        holder.kill()  # kill -9: the kernel drops its lock
+        holder.wait()
+
+    assert second.returncode == 1
+    line = error_line(second.stderr)
+    assert f"another run of lxp_sync_plusplus_rest is in progress (pid {holder.pid})" in line
+    assert seconds < 15  # at once: no extract, no wait (most of it is the interpreter's start)
+    third = lxp_sync("run", "plusplus_rest", "--resources", "groups", env=env, cwd=workdir)
+    assert third.returncode == 0, third.stderr
+    with duckdb.connect(str(workdir / "lxp_sync.duckdb"), read_only=True) as con:
+        count = con.execute("SELECT COUNT(*) FROM plusplus_rest.groups").fetchone()[0]
+    assert count == len(sandbox.truth("plusplus_rest", "groups"))
+
+
+def test_with_lock_wait_a_second_run_waits_for_the_first_to_end(
+    sandbox: SandboxProcess, workdir: Path
+) -> None:
+    env = rest_env(sandbox, workdir)
+    holder = hold_a_run(env, workdir, seconds=3)
+
+    second = lxp_sync(
+        "run", "plusplus_rest", "--resources", "groups", "--lock-wait", "60", env=env, cwd=workdir
+    )
+
+    assert holder.wait(5) == 0  # the first ended before the second could run
+    assert second.returncode == 0, second.stderr
+    assert "loaded into duckdb" in second.stdout
+
+
+def test_a_duckdb_file_open_in_another_process_fails_in_one_line_saying_so(
+    sandbox: SandboxProcess, workdir: Path
+) -> None:
+    path = workdir / "lxp_sync.duckdb"
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+            "print('open', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "open"
+        result = lxp_sync(
+            "run",
+            "plusplus_rest",
+            "--resources",
+            "groups",
+            env=rest_env(sandbox, workdir),
+            cwd=workdir,
+        )
+    finally:
+        other.kill()
+        other.wait()
+
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert f"the DuckDB file {path} is in use by another process (pid {other.pid}" in line
+    assert "credentials" not in line

@@ -107,3 +107,9 @@ class DataMismatchError(LxpSyncError):
     """The API's own counts disagree with the rows received."""
 
     hint = "Rerun; if it persists, report it with the request id"
+
+
+class Interrupted(LxpSyncError):
+    """The run was asked to stop (SIGINT or SIGTERM); nothing of it is committed."""
+
+    hint = "The next run resumes safely"

@@ -23,6 +23,8 @@ from lxp_sync.sources.core.errors import (
     ResponseFormatError,
     ServerError,
 )
+from lxp_sync.sources.core.stop import raise_if_stopped
+from lxp_sync.sources.core.stop import sleep as stoppable_sleep
 
 log = logging.getLogger("lxp_sync")
 
@@ -48,6 +50,12 @@ class RetryPolicy:
 
 # wait this long past the announced reset: the server's clock and ours disagree by a little
 RESET_GUARD_S = 0.05
+# the window assumed until the API announces one: it bounds a wait on a stale estimate
+DEFAULT_WINDOW_S = 60.0
+# a wait shorter than this is never re-checked early (an answer in flight may take that long)
+MIN_RECHECK_S = 1.0
+# a held request looks this often for a stop request
+STOP_CHECK_S = 0.2
 
 
 class RateLimitPacer:
@@ -57,13 +65,22 @@ class RateLimitPacer:
     latest answer, less every request sent after the one that answer belongs to (the server may
     not have counted those yet), less each request sent since. At zero it holds every thread
     until the window resets; a new window starts with `Limit` requests, not a free-for-all.
+
+    No wait is unbounded. Only answers refresh the estimate, so a window never starts with no
+    slot while nothing is in flight (at a limit of 1, the spare slot kept for requests in
+    flight would otherwise hold every thread for ever), and a request held longer than the
+    longest window the API announced is logged and let through: its answer re-checks the
+    numbers (a 429 then waits its `Retry-After`, bounded by `RetryPolicy`). A stop request
+    (`core.stop`) ends every wait at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._cond = threading.Condition()
         self._limit: int | None = None
         self._remaining: int | None = None  # None: no limit seen, do not hold
         self._reset_at = 0.0  # inf: a window began, its end not known yet
+        self._window_s: float | None = None  # the longest reset announced: the window's length
         self._sent = 0
         self._window_first_ticket = 0  # answers to requests sent before it speak of an old window
         self._in_flight = 0
@@ -71,32 +88,55 @@ class RateLimitPacer:
     def acquire(self) -> int:
         """Wait for a slot; returns the request's ticket for `release`."""
         with self._cond:
+            held_since: float | None = None
             while True:
-                now = time.monotonic()
+                raise_if_stopped()
+                now = self._clock()
                 if self._remaining is not None and now >= self._reset_at + RESET_GUARD_S:
-                    # requests still in flight may land in the new window; one spare slot
-                    # absorbs a server whose window starts a moment after ours
-                    limit = self._limit
-                    self._remaining = None if limit is None else limit - self._in_flight - 1
-                    self._reset_at = float("inf")
-                    self._window_first_ticket = self._sent + 1
+                    self._new_window()
+                unknown_end = self._reset_at == float("inf")
+                if self._remaining is not None and unknown_end and not self._in_flight:
+                    # a window of unknown end, with no slot and no answer to come: ask
+                    self._remaining = max(self._remaining, 1)
                 if self._remaining is None or self._remaining > 0:
                     if self._remaining is not None:
                         self._remaining -= 1
                     self._sent += 1
                     self._in_flight += 1
                     return self._sent
-                timeout = (
-                    None if self._reset_at == float("inf") else self._reset_at + RESET_GUARD_S - now
-                )
-                self._cond.wait(timeout=max(0.001, timeout) if timeout is not None else 1.0)
+                held_since = now if held_since is None else held_since
+                window = self._window_s or DEFAULT_WINDOW_S
+                bound = max(window, MIN_RECHECK_S) + RESET_GUARD_S
+                if now - held_since >= bound:
+                    log.warning(
+                        "rate limit: a request waited %.1fs, longer than the %.1fs window %s; "
+                        "sending it to re-check the limit",
+                        now - held_since,
+                        window,
+                        "the API announced" if self._window_s else "assumed",
+                    )
+                    self._remaining = 1
+                    continue
+                until_reset = self._reset_at + RESET_GUARD_S - now
+                self._cond.wait(max(0.001, min(until_reset, bound, STOP_CHECK_S)))
+
+    def _new_window(self) -> None:
+        limit = self._limit
+        if limit is None:
+            self._remaining = None
+        else:
+            # requests still in flight may land in the new window; one spare slot absorbs a
+            # server whose window starts a moment after ours, unless it would leave none
+            self._remaining = max(limit - self._in_flight - 1, 0 if self._in_flight else 1)
+        self._reset_at = float("inf")
+        self._window_first_ticket = self._sent + 1
 
     def release(
         self, ticket: int, headers: Mapping[str, str] | None, retry_after: float | None = None
     ) -> None:
         with self._cond:
             self._in_flight -= 1
-            now = time.monotonic()
+            now = self._clock()
             if retry_after is not None:
                 self._remaining, self._reset_at = 0, now + retry_after
             elif headers is not None and ticket >= self._window_first_ticket:
@@ -106,6 +146,7 @@ class RateLimitPacer:
                 if remaining is not None and reset is not None:
                     if limit is not None:
                         self._limit = int(limit)
+                    self._window_s = max(self._window_s or 0.0, reset)
                     estimate = int(remaining) - (self._sent - ticket)
                     reset_at = now + reset
                     if self._remaining is None or reset_at > self._reset_at + 0.05:
@@ -239,7 +280,8 @@ def error_for(
 class ApiClient:
     """A pooled httpx client for one source: auth, retries, pacing, typed errors.
 
-    Thread-safe: pages of a resource and resources of a source share it.
+    Thread-safe: pages of a resource and resources of a source share it. A stop request
+    (`core.stop`) ends its retries, backoffs and pacer waits with `Interrupted`.
     """
 
     def __init__(
@@ -252,7 +294,7 @@ class ApiClient:
         max_connections: int = 16,
         headers: Mapping[str, str] | None = None,
         follow_redirects: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stoppable_sleep,
         decode: Callable[[bytes], Any] = orjson.loads,
     ) -> None:
         self.base_url = base_url
@@ -303,6 +345,7 @@ class ApiClient:
             content = orjson.dumps(json)
             headers = {"Content-Type": "application/json", **(headers or {})}
         while True:
+            raise_if_stopped(resource, page)
             ticket = self.pacer.acquire()
             retry_after: float | None = None
             response: httpx.Response | None = None

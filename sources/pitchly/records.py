@@ -14,8 +14,10 @@ The count check: with a Created At field and a `totalCount`, a table should now 
 it held after the last run plus those created since; any other count means records were deleted
 (or left the filter), and the run is a full one.
 
-Per table, dlt's source state keeps the warehouse name, the column layout, the cursor, the
-record count and the newest Created At (no secrets).
+dlt's source state keeps each table's warehouse name, by table id; the table's resource state
+keeps the column layout, the cursor, the record count and the newest Created At (no secrets), so
+that a full refresh of one table (a replace, for which dlt resets the resource's state) starts
+that table from scratch and no other.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class TableRun:
         self.gql, self.connection, self.plan, self.options = gql, connection, plan, options
         self.name = name
         self.resource = f"{gql.source}.{name}"
-        self.state: dict[str, Any] = dlt.current.source_state()["tables"][plan.table_id]
+        self.state = table_state(plan.table_id)
         self.layout = layout_signature(plan.layout)
         self.started = datetime.now(UTC)
         # what the run saw, for the next run's state
@@ -319,7 +321,23 @@ class TableRun:
         state["cursor"] = iso(min(high, ceiling) if high else ceiling)
         # shown by `lxp-sync status`, in the shape dlt's own incremental uses
         column = self.plan.updated[1]
-        dlt.current.resource_state()["incremental"] = {column: {"last_value": state["cursor"]}}
+        state["incremental"] = {column: {"last_value": state["cursor"]}}
+
+
+# what a table's run leaves for the next, in its resource's state
+RUN_STATE = ("layout", "filter", "total", "max_created", "cursor")
+
+
+def table_state(table_id: str) -> dict[str, Any]:
+    """The run state of a table, in its resource's state (call during extraction).
+
+    Earlier versions kept it in the source state, where a replace could not reset it: that copy
+    is dropped, and the table is read in full once.
+    """
+    kept = dlt.current.source_state().get("tables", {}).get(table_id, {})
+    for key in RUN_STATE:
+        kept.pop(key, None)
+    return dlt.current.resource_state()
 
 
 def _max(current: datetime | None, candidate: pa.Scalar) -> datetime | None:
