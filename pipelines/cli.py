@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "replaced atomically (other resources untouched)",
     )
     run.add_argument(
+        "--recreate",
+        action="store_true",
+        help="with --full-refresh: drop the selected resources' tables and create them anew "
+        "(for a column whose type changed; not atomic: the tables are empty until the load ends)",
+    )
+    run.add_argument(
         "--smoke",
         action="store_true",
         help="CI check: the first page of every resource into a throwaway DuckDB, schema checked; "
@@ -175,7 +181,8 @@ def _run(args: argparse.Namespace) -> int:
         destination=args.destination,
         dataset=args.dataset,
         pipelines_dir=args.pipelines_dir,
-        full_refresh=args.full_refresh,
+        full_refresh=args.full_refresh or args.recreate,
+        recreate=args.recreate,
         lock_wait_s=args.lock_wait,
         on_recovery=lambda line: print(line, flush=True),
     )

@@ -48,6 +48,8 @@ class RunOptions:
     dataset: str | None = None
     pipelines_dir: str | None = None
     full_refresh: bool = False
+    # with full_refresh: drop the selected resources' tables and create them anew (not atomic)
+    recreate: bool = False
     duckdb_path: str | None = None
     loader_file_format: str | None = None
     schema_contract: Any = None  # None: the source's `schema_contract` setting, else "evolve"
@@ -148,10 +150,14 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
         contract = schema_contract(spec.name, options.schema_contract)
         if contract != "evolve" and not _has_loaded(pipeline, source.name):
             contract = "evolve"  # the first load creates the tables that the contract then guards
-        if options.full_refresh:
+        refresh = None
+        if options.recreate:
+            # the user asked for new tables: dlt drops them and their state, the load creates them
+            refresh, contract = "drop_resources", "evolve"
+        elif options.full_refresh:
             reload_from_scratch(source)
         info: LoadInfo = pipeline.run(
-            source, loader_file_format=file_format, schema_contract=contract
+            source, loader_file_format=file_format, schema_contract=contract, refresh=refresh
         )
         info.raise_on_failed_jobs()
     return pipeline

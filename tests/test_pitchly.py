@@ -416,7 +416,7 @@ def test_next_run_reflects_added_renamed_removed_fields_and_updated_deleted_reco
     assert records_filters(sandbox, tables["Companies"]) == [None]
 
 
-def test_a_column_that_changes_type_fails_in_one_line_until_a_full_refresh(
+def test_a_column_that_changes_type_fails_in_one_line_until_the_table_is_recreated(
     fresh_sandbox: SandboxProcess, workdir: Path
 ) -> None:
     sandbox = fresh_sandbox
@@ -437,8 +437,10 @@ def test_a_column_that_changes_type_fails_in_one_line_until_a_full_refresh(
     assert result.returncode == 2, result.stderr
     line = error_line(result.stderr)
     assert "pitchly.sales__deals: columns change type (score: text -> decimal)" in line, line
-    assert "--full-refresh" in line
-    again = lxp_sync(*run, "--full-refresh", env=env, cwd=workdir)
+    assert "--full-refresh --recreate" in line
+    # a plain full refresh replaces rows, not tables: the column keeps its type, the run fails
+    assert lxp_sync(*run, "--full-refresh", env=env, cwd=workdir).returncode != 0
+    again = lxp_sync(*run, "--full-refresh", "--recreate", env=env, cwd=workdir)
     assert again.returncode == 0, again.stderr
     loaded = duckdb_rows(str(workdir / "lxp_sync.duckdb"), "pitchly", "sales__deals")
     assert sum(isinstance(row["score"], Decimal) for row in loaded) == 3

@@ -255,6 +255,20 @@ def retyped_columns(
     ]
 
 
+def retyped_in_schema(
+    loaded: Mapping[str, Mapping[str, Any]], layout: Mapping[str, tuple[Column, ...]]
+) -> list[str]:
+    """`column: old -> new` for each column of `layout` that the warehouse table (its columns in
+    dlt's schema) already has with another type: after a full refresh reset the run state, the
+    schema still remembers what the table holds."""
+    return [
+        f"{column.name}: {loaded[column.name]['data_type']} -> {column.loaded_as}"
+        for columns in layout.values()
+        for column in columns
+        if loaded.get(column.name, {}).get("data_type") not in (None, column.loaded_as)
+    ]
+
+
 def layout_signature(layout: Mapping[str, tuple[Column, ...]]) -> dict[str, list[list[str]]]:
     """The layout as JSON-able data, kept in state to notice added, renamed or removed fields."""
     return {

@@ -41,6 +41,7 @@ from lxp_sync.sources.pitchly.naming import (
     assign_table_names,
     layout_signature,
     retyped_columns,
+    retyped_in_schema,
 )
 from lxp_sync.sources.pitchly.settings import INCREMENTAL_LAG_S, PRIMARY_KEY, RECORD_SELECTION
 from lxp_sync.sources.pitchly.values import PageConverter, iso, moment
@@ -168,20 +169,27 @@ class TableRun:
             raise
         return int((data.get(self.connection.name) or {}).get(count_field) or 0)
 
+    def loaded_columns(self) -> dict[str, Any]:
+        """The warehouse table's columns as dlt's schema knows them (none before its first load)."""
+        table = dlt.current.source_schema().tables.get(self.name) or {}
+        return dict(table.get("columns") or {})
+
     def full_reason(self) -> str | None:
         """Why this run must read the whole table (None: an incremental run will do)."""
         state, plan = self.state, self.plan
         if plan.updated is None:
             return "no Updated At field"
         if state.get("layout") != self.layout:
-            retyped = retyped_columns(state.get("layout"), self.layout)
+            retyped = retyped_columns(state.get("layout"), self.layout) or retyped_in_schema(
+                self.loaded_columns(), plan.layout
+            )
             if retyped:  # dlt never changes a column's type in place: the rows would not fit
                 raise ConfigurationError(
                     f"columns change type ({'; '.join(retyped)}), which the warehouse table "
                     "cannot take in place",
                     resource=self.resource,
-                    hint="Run `lxp-sync run pitchly --full-refresh` once (it recreates the "
-                    "tables and reads every record)",
+                    hint=f"Run `lxp-sync run pitchly --resources {self.name} --full-refresh "
+                    "--recreate` once (it drops the table, creates it anew and reads every record)",
                 )
             return "first run" if "layout" not in state else "the table's fields changed"
         if state.get("filter") != plan.filter:
