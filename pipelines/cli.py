@@ -1,4 +1,4 @@
-"""`lxp-sync`: run, demo, sandbox, check and status."""
+"""`lxp-sync`: run, reconcile, demo, sandbox, check and status."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lxp_sync.pipelines.errors import explain
+from lxp_sync.pipelines.reconcile import after_run, reconcile_source
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
 
@@ -77,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="prove credentials and connectivity, one request")
     check.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
 
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="the deletes sweep now: rows whose key the source no longer lists are marked "
+        "(or removed, `deletes`)",
+    )
+    reconcile.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    reconcile.add_argument("--resources", help="comma-separated subset of the source's resources")
+    reconcile.add_argument("--destination", default="duckdb")
+    reconcile.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
+    reconcile.add_argument("--pipelines-dir")
+
     status = commands.add_parser("status", help="last load and cursors of a source's pipeline")
     status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
     status.add_argument("--destination", default="duckdb")
@@ -105,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
+    if args.command == "reconcile":
+        options = RunOptions(
+            destination=args.destination, dataset=args.dataset, pipelines_dir=args.pipelines_dir
+        )
+        for line in reconcile_source(SOURCES[args.source], _resources(args), options):
+            print(line)
+        return 0
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
@@ -125,9 +144,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _resources(args: argparse.Namespace) -> list[str] | None:
+    return [r.strip() for r in args.resources.split(",")] if args.resources else None
+
+
 def _run(args: argparse.Namespace) -> int:
     spec = SOURCES[args.source]
-    resources = [r.strip() for r in args.resources.split(",")] if args.resources else None
+    resources = _resources(args)
     source_args: dict[str, Any] = {"resources": resources} if resources else {}
     started = time.monotonic()
     if args.smoke:
@@ -155,7 +178,9 @@ def _run(args: argparse.Namespace) -> int:
         pipelines_dir=args.pipelines_dir,
         full_refresh=args.full_refresh,
     )
-    pipeline = run_source(spec, spec.factory(**source_args), options)
+    source = spec.factory(**source_args)
+    pipeline = run_source(spec, source, options)
+    swept = after_run(pipeline, source, full_refresh=args.full_refresh)
     counts = row_counts(pipeline)
     print(
         f"{spec.name}: loaded into {pipeline.destination.destination_name} dataset "
@@ -163,6 +188,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     for table, rows in counts.items():
         print(f"  {table:<40} {rows:>10}")
+    for line in swept:
+        print(line)
     return 0
 
 

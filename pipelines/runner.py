@@ -87,15 +87,19 @@ def make_destination(options: RunOptions) -> Any:
     return dlt.destinations.duckdb(path)
 
 
-def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
-    """Run one source; raises on any failed load job (dlt's packages keep a rerun safe)."""
-    destination = destination_name(options.destination)
-    pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name(spec.name, destination),
+def open_pipeline(source_name: str, options: RunOptions) -> Pipeline:
+    """The dlt pipeline of a source and destination (its state and schemas, not run yet)."""
+    return dlt.pipeline(
+        pipeline_name=pipeline_name(source_name, destination_name(options.destination)),
         destination=make_destination(options),
-        dataset_name=options.dataset or spec.name,
+        dataset_name=options.dataset or source_name,
         pipelines_dir=options.pipelines_dir,
     )
+
+
+def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
+    """Run one source; raises on any failed load job (dlt's packages keep a rerun safe)."""
+    pipeline = open_pipeline(spec.name, options)
     file_format = options.loader_file_format or FILE_FORMATS.get(
         destination_kind(options.destination)
     )

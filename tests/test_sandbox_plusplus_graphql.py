@@ -21,6 +21,7 @@ CONNECTIONS = [
     "assignments",
     "tracks",
     "tags",
+    "badges",
 ]
 
 
