@@ -318,7 +318,7 @@ def _remove(client: Any, schema: Any, table: str, key_column: str, keys: list[An
         columns = nested.get("columns", {})
         link = "_dlt_root_id" if "_dlt_root_id" in columns else "_dlt_parent_id"
         if nested.get("parent") != table and link != "_dlt_root_id":
-            continue  # a grandchild without a root key goes with its parent's table rows
+            continue  # not reachable from the root row (merge tables carry the root key down)
         for chunk in _chunks(keys):
             _execute(
                 client,
