@@ -1,4 +1,4 @@
-"""`lxp-sync`: run, demo, sandbox, check and status."""
+"""`lxp-sync`: run, reconcile, demo, sandbox, check and status."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 from lxp_sync import __version__
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.pipelines.interrupts import StopOnSignals, interrupted_line
+from lxp_sync.pipelines.reconcile import reconcile_source
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
 
@@ -96,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="prove credentials and connectivity, one request")
     check.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
 
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="the deletes sweep now: rows whose key the source no longer lists are marked "
+        "(or removed, `deletes`)",
+    )
+    reconcile.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    reconcile.add_argument("--resources", help="comma-separated subset of the source's resources")
+    reconcile.add_argument("--destination", default="duckdb")
+    reconcile.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
+    reconcile.add_argument("--pipelines-dir")
+
     status = commands.add_parser("status", help="last load and cursors of a source's pipeline")
     status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
     status.add_argument("--destination", default="duckdb")
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     # a run stops on SIGINT/SIGTERM within seconds (other commands keep Python's Ctrl-C)
-    signals = StopOnSignals() if args.command == "run" else nullcontext()
+    signals = StopOnSignals() if args.command in ("run", "reconcile") else nullcontext()
     with signals:
         try:
             code = _dispatch(args)
@@ -133,6 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
+    if args.command == "reconcile":
+        options = RunOptions(
+            destination=args.destination, dataset=args.dataset, pipelines_dir=args.pipelines_dir
+        )
+        for line in reconcile_source(SOURCES[args.source], _resources(args), options):
+            print(line)
+        return 0
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
@@ -153,9 +172,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _resources(args: argparse.Namespace) -> list[str] | None:
+    return [r.strip() for r in args.resources.split(",")] if args.resources else None
+
+
 def _run(args: argparse.Namespace) -> int:
     spec = SOURCES[args.source]
-    resources = [r.strip() for r in args.resources.split(",")] if args.resources else None
+    resources = _resources(args)
     source_args: dict[str, Any] = {"resources": resources} if resources else {}
     started = time.monotonic()
     if args.smoke:
@@ -165,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
                 duckdb_path=str(Path(tmp) / "smoke.duckdb"),
                 pipelines_dir=str(Path(tmp) / "pipelines"),
                 dataset=f"{spec.name}_smoke",
+                reconcile=False,
             )
             source = spec.factory(max_pages=1, **source_args)
             pipeline = run_source(spec, source, options)
@@ -177,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         loaded = ", ".join(f"{table} {rows}" for table, rows in counts.items())
         print(f"{spec.name}: smoke ok in {time.monotonic() - started:.1f}s ({loaded})")
         return 0
+    swept: list[str] = []
     options = RunOptions(
         destination=args.destination,
         dataset=args.dataset,
@@ -185,8 +210,10 @@ def _run(args: argparse.Namespace) -> int:
         recreate=args.recreate,
         lock_wait_s=args.lock_wait,
         on_recovery=lambda line: print(line, flush=True),
+        on_sweep=swept.append,
     )
-    pipeline = run_source(spec, spec.factory(**source_args), options)
+    source = spec.factory(**source_args)
+    pipeline = run_source(spec, source, options)
     counts = row_counts(pipeline)
     print(
         f"{spec.name}: loaded into {pipeline.destination.destination_name} dataset "
@@ -194,6 +221,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     for table, rows in counts.items():
         print(f"  {table:<40} {rows:>10}")
+    for line in swept:
+        print(line)
     return 0
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,10 @@ class RunOptions:
     lock_wait_s: float | None = None
     # told, in one line, what a previous run left and what this run did about it
     on_recovery: Callable[[str], None] = log.warning
+    # false: no deletes sweep after this run, whatever `reconcile_every` says (smoke runs)
+    reconcile: bool = True
+    # told, in one line per table, what the deletes sweep after the load changed
+    on_sweep: Callable[[str], None] = log.warning
 
 
 CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
@@ -117,14 +122,23 @@ def make_destination(options: RunOptions) -> Destination:
     return destination
 
 
-def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
-    """Run one source; raises on any failed load job.
+def open_pipeline(
+    source_name: str, options: RunOptions, pipelines_dir: Path | None = None
+) -> Pipeline:
+    """The dlt pipeline of a source and destination (its state and schemas, not run yet)."""
+    return dlt.pipeline(
+        pipeline_name=pipeline_name(source_name, destination_name(options.destination)),
+        destination=make_destination(options),
+        dataset_name=options.dataset or source_name,
+        pipelines_dir=str(pipelines_dir or options.pipelines_dir or get_dlt_pipelines_dir()),
+    )
 
-    One run per pipeline at a time (`runlock`). What a killed or failed run left is finished
-    or discarded first (`recovery`), then this run extracts what changed, in the same call.
-    """
-    destination = destination_name(options.destination)
-    name = pipeline_name(spec.name, destination)
+
+@contextmanager
+def pipeline_session(source_name: str, options: RunOptions) -> Iterator[Pipeline]:
+    """The pipeline, for one run or sweep at a time: under its lock (`runlock`), after what a
+    killed or failed run left was finished or discarded (`recovery`)."""
+    name = pipeline_name(source_name, destination_name(options.destination))
     pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
     wait_s = options.lock_wait_s
     if wait_s is None:
@@ -133,22 +147,31 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
         leftovers = recovery.inspect(pipelines_dir / name)
         if leftovers.discard:
             recovery.discard(pipelines_dir / name)
-        pipeline = dlt.pipeline(
-            pipeline_name=name,
-            destination=make_destination(options),
-            dataset_name=options.dataset or spec.name,
-            pipelines_dir=str(pipelines_dir),
-        )
+        pipeline = open_pipeline(source_name, options, pipelines_dir)
         if leftovers.pending:
             recovery.finish(pipeline)
         if leftovers:
-            options.on_recovery(leftovers.line(spec.name))
+            options.on_recovery(leftovers.line(source_name))
         raise_if_stopped()
+        yield pipeline
+
+
+def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
+    """Run one source; raises on any failed load job.
+
+    What a killed or failed run left is finished or discarded first, then this run extracts
+    what changed, in the same call (`pipeline_session`); a deletes sweep follows the load when
+    `reconcile_every` says one is due (`reconcile`).
+    """
+    from lxp_sync.pipelines.reconcile import plan_sweep, sweep_after_run
+
+    with pipeline_session(spec.name, options) as pipeline:
         file_format = options.loader_file_format or FILE_FORMATS.get(
             destination_kind(options.destination)
         )
+        first_load = not _has_loaded(pipeline, source.name)
         contract = schema_contract(spec.name, options.schema_contract)
-        if contract != "evolve" and not _has_loaded(pipeline, source.name):
+        if contract != "evolve" and first_load:
             contract = "evolve"  # the first load creates the tables that the contract then guards
         refresh = None
         if options.recreate:
@@ -156,10 +179,18 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
             refresh, contract = "drop_resources", "evolve"
         elif options.full_refresh:
             reload_from_scratch(source)
+        plan = plan_sweep(
+            pipeline,
+            source,
+            first_load=first_load or not options.reconcile,
+            full_refresh=options.full_refresh,
+        )
         info: LoadInfo = pipeline.run(
             source, loader_file_format=file_format, schema_contract=contract, refresh=refresh
         )
         info.raise_on_failed_jobs()
+        for line in sweep_after_run(pipeline, source, plan):
+            options.on_sweep(line)
     return pipeline
 
 

@@ -8,7 +8,7 @@ Endpoint: `POST /plusplus_graphql/graphql/` (also without the trailing slash), J
 - Query errors (syntax, unknown field, missing `first`/`last`, `first` or `last` > 300, bad
   variables): HTTP 200 `{"errors": [{"message", "locations", "path"}], "data": null}`.
 - Root relay connections: events, users, event_types, locations, enrollments, assignments,
-  tracks, tags. Each takes `first`/`last` (one is mandatory, at most 300), `after`/`before`
+  tracks, tags, badges. Each takes `first`/`last` (one is mandatory, at most 300), `after`/`before`
   (graphene's opaque cursors: base64 of `arrayconnection:<offset in the filtered list>`; a cursor
   that does not decode is ignored, as graphene does), `is_deleted: Boolean`, `pk: [Int]` and
   per-connection list filters that OR (events: `presenter_id`, `event_type_id`, `location_id`;
@@ -18,10 +18,11 @@ Endpoint: `POST /plusplus_graphql/graphql/` (also without the trailing slash), J
   list rows by `pk`. Connections return `totalCount`, `pageInfo { hasNextPage hasPreviousPage
   startCursor endCursor }` and `edges { cursor node }`; unfiltered lists include deleted rows.
 - Node types (`UserType`, `EventType`, `EventTypeType`, `LocationType`, `EnrollmentType`,
-  `AssignmentType`, `ContentItemType` (nested only), `TrackType`, `TagType`) implement `Node`;
-  each has `pk: Int!`, `id: ID!` (relay global id, base64 of `<Type>:<pk>`), `created` and
-  `modified` (DateTime: ISO-8601 with an offset, in several offsets, as graphene writes them),
-  `is_deleted: Boolean!`. Deprecated fields: `EventType.duration`, `UserType.username`.
+  `AssignmentType`, `ContentItemType` (nested only), `TrackType`, `TagType`, `BadgeType`)
+  implement `Node`; each has `pk: Int!`, `id: ID!` (relay global id, base64 of `<Type>:<pk>`),
+  `created` and `modified` (DateTime: ISO-8601 with an offset, in several offsets, as graphene
+  writes them), `is_deleted: Boolean!`; `BadgeType` has no `modified`, so that its soft deletes
+  and updates move no cursor a client can see. Deprecated fields: `EventType.duration`, `UserType.username`.
   Free-form: `EventType.custom_fields` (`GenericScalar`) and `EventType.registration_form`
   (`JSONString`, graphene's JSON text: an object, a list, a lone string, or null). Signed
   image URLs (`cover_url`, `avatar_url`): `https://cdn.example.com/<entity>/<pk>/cover.png?
@@ -38,7 +39,7 @@ objects to a list of `{"pk": <pk>}` (null items for hard-deleted rows). Signed U
 API's within the same UTC day.
 
 Sizes, as shares of `config.rows`: enrollments 34%, events 28%, assignments 14%, users 12%,
-tracks 4%, event_types 3%, tags 3%, locations 2% (content items 2%); about 5% of rows are
+tracks 4%, event_types 3%, tags 3%, locations 2%, badges 2% (content items 2%); about 5% of rows are
 soft-deleted. An entity's rows are generated on first use (1M rows: ~25 s of CPU in all).
 
 `mutate(spec)`: `{"entity", "insert": n, "update": n | [pks], "delete": n | [pks],

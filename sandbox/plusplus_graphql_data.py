@@ -332,12 +332,28 @@ ENTITIES: dict[str, EntitySpec] = {
             + _common_tail(),
             (_IS_DELETED, _PK),
         ),
+        # A type with `created` and no `modified`: its soft deletes (and updates) move no cursor.
+        EntitySpec(
+            "badges",
+            "BadgeType",
+            0.02,
+            5,
+            90001,
+            _common_head()
+            + (
+                FieldSpec("name", "String!"),
+                FieldSpec("user", "@users"),
+                FieldSpec("created", "DateTime!"),
+                FieldSpec("is_deleted", "Boolean!"),
+            ),
+            (_IS_DELETED, _PK),
+        ),
         EntitySpec(
             "comments",
             "CommentType",
             0.02,
             10,
-            90001,
+            95001,
             _common_head()
             + (
                 FieldSpec("body", "String!"),
@@ -715,6 +731,16 @@ def _gen_tag(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
     return row
 
 
+def _gen_badge(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
+    created, modified = _lifetime(rng)
+    row = {"pk": pk, "name": rng.choice(BADGE_NAMES), "user": rng.choice(ctx.pks("users"))}
+    _times(row, rng, created, modified)  # `modified` is kept, not served: the type has none
+    return row
+
+
+BADGE_NAMES = ("First event", "Ten events", "Presenter", "Mentor", "Early bird", "Completionist")
+
+
 def _gen_comment(pk: int, rng: random.Random, ctx: GenContext) -> dict[str, Any]:
     created, _ = _lifetime(rng)
     row = {
@@ -738,6 +764,7 @@ GENERATORS: dict[str, Callable[[int, random.Random, GenContext], dict[str, Any]]
     "assignments": _gen_assignment,
     "tracks": _gen_track,
     "tags": _gen_tag,
+    "badges": _gen_badge,
     "comments": _gen_comment,
 }
 

@@ -25,10 +25,11 @@ def sync(
     *,
     dataset: str | None = None,
     destination: str | Destination = "duckdb",
+    source: Any = None,
     **source_args: Any,
 ) -> Pipeline:
     """One run of a source against the sandbox into `workdir/warehouse.duckdb` (or `destination`,
-    a dlt destination object)."""
+    a dlt destination object); `source`: a source object built already, else from the args."""
     spec = SOURCES[source_name]
     args = {**spec.sandbox_args(sandbox.url), **source_args}
     options = RunOptions(
@@ -37,7 +38,7 @@ def sync(
         pipelines_dir=str(workdir / "pipelines"),
         dataset=dataset or source_name,
     )
-    return run_source(spec, spec.factory(**args), options)
+    return run_source(spec, source or spec.factory(**args), options)
 
 
 def sync_to(

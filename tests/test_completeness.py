@@ -4,6 +4,7 @@ equals the truth; and a list that changes while it is paged loses no row and loa
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.sources.core.completeness import KeySet
+from lxp_sync.sources.core.errors import DataMismatchError
+from lxp_sync.sources.core.graphql import relay_pages
+from lxp_sync.sources.plusplus.graphql import graphql_client
+from lxp_sync_sandbox.plusplus_graphql import API_TOKEN as GRAPHQL_TOKEN
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.helpers import error_line, lxp_sync, sync
 from tests.test_cli import rest_env
@@ -443,3 +448,24 @@ def test_the_key_set_agrees_with_a_python_set_and_keeps_about_8_bytes_a_key() ->
         assert keys.add(batch) == expected
     assert len(keys) == len(reference) > 100_000
     assert keys.nbytes <= 8 * len(reference) + 8 * KeySet.PENDING
+
+
+def test_a_connection_without_a_count_reads_every_row_and_still_fails_on_a_null_node(
+    faulty: SandboxProcess,
+) -> None:
+    gql = graphql_client(f"{faulty.url}/plusplus_graphql/graphql/", GRAPHQL_TOKEN, max_retries=1)
+    uncounted = dataclasses.replace(gql.schema().connections()["users"], count_field=None)
+
+    def read() -> list[Any]:
+        pages = relay_pages(
+            gql, uncounted, "pk", resource="plusplus_graphql.users", key="pk", page_size=50
+        )
+        return [node["pk"] for page in pages for node in page.nodes]
+
+    assert sorted(read()) == sorted(row["pk"] for row in faulty.truth("plusplus_graphql", "users"))
+    faulty.fault(
+        api="plusplus_graphql", kind="null_node", count=2, body_contains="{ users(", skip=1
+    )
+    with pytest.raises(DataMismatchError) as failure:
+        read()
+    assert str(failure.value).startswith("plusplus_graphql.users page 2: the page has a null node")

@@ -22,6 +22,7 @@ CONNECTIONS = [
     "assignments",
     "tracks",
     "tags",
+    "badges",
 ]
 
 

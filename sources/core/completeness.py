@@ -170,6 +170,19 @@ class KeySet:
                     self._runs.append(_merged(self._runs.pop(), last))
         return new.tolist()
 
+    def contains(self, keys: Sequence[Hashable]) -> list[bool]:
+        """For each of `keys`, whether it is in the set."""
+        if not keys:
+            return []
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
+        found = np.zeros(len(keys), dtype=bool)
+        for run in (*self._runs, self._pending):
+            if len(run):
+                at = np.searchsorted(run, hashes)
+                np.minimum(at, len(run) - 1, out=at)
+                found |= run[at] == hashes
+        return found.tolist()
+
 
 def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Two sorted arrays as one (a stable sort of two sorted runs is a linear merge)."""
@@ -188,12 +201,13 @@ class ReadLedger:
         *,
         keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
         max_passes: int = MAX_PASSES,
+        yielded: KeySet | None = None,
     ) -> None:
         self.resource = resource
         self.key = key
         self.keep_repeat = keep_repeat
         self.max_passes = max_passes
-        self.yielded = KeySet()
+        self.yielded = KeySet() if yielded is None else yielded
         self.passes = 0
         self.in_pass = self.yielded
 
@@ -248,6 +262,7 @@ def numbered_pages(
     count_name: str = "total_count",
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     max_pages: int | None = None,
+    seen: KeySet | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every row of a page-number list once, checked against the count each page reports.
 
@@ -256,8 +271,9 @@ def numbered_pages(
     for it (`fetch` raises `PageAnomaly` for an answer without rows or count). Passes follow the
     module docstring: a pass whose count moved is read again from the page before the first page
     that reported another count, after a seam check against the pages accepted before.
+    `seen`: an empty set that receives the keys of the rows yielded.
     """
-    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat)
+    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
     progress = Progress(resource)
     # keys of the last pages read before any count moved: a page read again must meet them
     accepted: deque[set[Any]] = deque(maxlen=SEAM_PAGES)

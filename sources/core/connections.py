@@ -25,6 +25,7 @@ from lxp_sync.sources.core.graphql import (
     unwrap,
 )
 from lxp_sync.sources.core.paging import iso_text, parse_datetimes
+from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
 
 # GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
 # (a timestamp column that is null on the first page, ids that look like numbers).
@@ -155,6 +156,7 @@ def connection_resource(
         for f, scalar in schema.leaf_fields(connection.node_type).items()
         if scalar == "DateTime" and f != parse_cursor
     ]
+    listing = key_listing(gql, connection, options, name)
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
@@ -175,6 +177,7 @@ def connection_resource(
             filters=filters,
             max_pages=options.max_pages,
             keep_repeat=changed_since(cursor, datetime.now(UTC)),
+            seen=listing.fresh_read(),
         ):
             if page.nodes:
                 if nested:
@@ -186,13 +189,33 @@ def connection_resource(
                     parse_datetimes(page.nodes, parse_cursor)
                 yield page.nodes
 
-    return dlt.resource(
+    resource = dlt.resource(
         read,
         name=name,
         primary_key=options.primary_key,
         write_disposition="merge",
         columns=hints,
         parallelized=True,
+    )
+    return with_listing(resource, listing)
+
+
+def key_listing(
+    gql: GraphQLClient, connection: Connection, options: ConnectionOptions, name: str
+) -> KeyListing:
+    """The deletes sweep's listing: only the key (and the deleted flag), pages as large as a
+    data read's (the API's largest unless `page_size` says less)."""
+    fields = gql.schema().leaf_fields(connection.node_type)
+    return relay_key_listing(
+        gql,
+        connection,
+        resource=f"{gql.source}.{name}",
+        table=name,
+        key=options.primary_key,
+        page_size=max(1, min(options.page_size, options.max_page_size)),
+        filters=options.filters,
+        deleted_field=options.deleted_field if options.deleted_field in fields else None,
+        hard_delete=options.hard_delete,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lxp_sync.sources.core.completeness import (
+    KeySet,
     PageAnomaly,
     ReadLedger,
     check_rows,
@@ -338,13 +339,14 @@ def relay_pages(
     max_pages: int | None = None,
     progress: Progress | None = None,
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
+    seen: KeySet | None = None,
 ) -> Iterator[RelayPage]:
     """Every row of a relay connection once, `first`/`after`, checked page by page and against
     the connection's count where it has one (see `completeness`); read again from the start
-    when the list moved during a pass."""
+    when the list moved during a pass. `seen`: an empty set that receives the keys yielded."""
     filters = dict(filters or {})
     query = relay_query(connection, selection, filters)
-    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat)
+    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
     progress = progress or Progress(resource)
     size, settled, why = page_size, False, None
     while True:

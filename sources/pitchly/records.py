@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,8 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
+from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient, relay_pages
+from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
 from lxp_sync.sources.pitchly.naming import (
     Column,
     assign_table_names,
@@ -135,9 +137,11 @@ class TableRun:
         plan: TablePlan,
         options: RecordsOptions,
         name: str,
+        seen: KeySet | None = None,
     ) -> None:
         self.gql, self.connection, self.plan, self.options = gql, connection, plan, options
         self.name = name
+        self.seen = seen  # receives the ids of the records read
         self.resource = f"{gql.source}.{name}"
         self.state = table_state(plan.table_id)
         self.layout = layout_signature(plan.layout)
@@ -224,6 +228,7 @@ class TableRun:
             page_size=self.options.page_size,
             filters={"tableId": self.plan.table_id, "filter": table_filter},
             max_pages=self.options.max_pages,
+            seen=self.seen,
         ):
             yield page.nodes
 
@@ -362,17 +367,44 @@ def records_resource(
     options: RecordsOptions,
     names: TableNames,
 ) -> DltResource:
-    """The resource of one Pitchly table (merge on the record id; see the module docstring)."""
+    """The resource of one Pitchly table (merge on the record id; see the module docstring).
+
+    A table read incrementally carries the deletes sweep's listing (record ids only); a table
+    without Updated At is replaced by every run, deleted records and all.
+    """
+    listing = _key_listing(gql, connection, plan, options)
 
     def read() -> Iterator[Any]:
         name = names.names()[plan.table_id]
-        yield from TableRun(gql, connection, plan, options, name).rows()
+        seen = listing.fresh_read() if listing else None
+        yield from TableRun(gql, connection, plan, options, name, seen).rows()
 
-    return dlt.resource(
+    resource = dlt.resource(
         read,
         name=plan.resource_name,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=plan.hints,
         parallelized=True,
+    )
+    return with_listing(resource, listing) if listing else resource
+
+
+def _key_listing(
+    gql: GraphQLClient, connection: Connection, plan: TablePlan, options: RecordsOptions
+) -> KeyListing | None:
+    if plan.updated is None:
+        return None
+
+    def table(state: Mapping[str, Any]) -> str | None:
+        return (state.get("tables") or {}).get(plan.table_id, {}).get("name")
+
+    return relay_key_listing(
+        gql,
+        connection,
+        resource=f"{gql.source}.{plan.resource_name}",
+        table=table,
+        key=PRIMARY_KEY,
+        page_size=options.page_size,
+        filters={"tableId": plan.table_id, "filter": plan.filter},
     )

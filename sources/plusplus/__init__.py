@@ -17,6 +17,7 @@ from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 from lxp_sync.sources.core.paging import parse_datetimes
 from lxp_sync.sources.core.selection import select_resources
 from lxp_sync.sources.core.urls import require_https
+from lxp_sync.sources.core.sweep import KeyListing, with_listing
 from lxp_sync.sources.plusplus.graphql import connection_options, graphql_client
 from lxp_sync.sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
 from lxp_sync.sources.plusplus.settings import (
@@ -84,8 +85,23 @@ def _rest_resource(
     refresh_window_days: float,
     max_pages: int | None,
 ) -> DltResource:
+    resource = f"plusplus_rest.{name}"
     cursor = endpoint.server_cursor or endpoint.client_cursor
     hints = columns(endpoint.columns)
+    # the deletes sweep: the cheapest full listing the API has (every row, the largest pages)
+    listing = KeyListing(
+        resource,
+        REST_PRIMARY_KEY,
+        lambda: read_pages(
+            client,
+            f"{resource} keys",
+            endpoint,
+            page_size=REST_MAX_PAGE_SIZE,
+            concurrency=concurrency,
+        ),
+        table=name,
+        client=client,
+    )
     if cursor and not endpoint.refresh_window:
         # a row read twice in one run (the list moved) lands once: the newest copy
         hints[cursor] = {**hints[cursor], "dedup_sort": "desc"}
@@ -99,13 +115,14 @@ def _rest_resource(
         params = cursor_params(endpoint, updated.start_value if updated else None)
         pages = read_pages(
             client,
-            f"plusplus_rest.{name}",
+            resource,
             endpoint,
             page_size=page_size,
             concurrency=concurrency,
             params=params,
             max_pages=max_pages,
             started=datetime.now(UTC),
+            seen=listing.fresh_read(),
         )
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
@@ -120,13 +137,16 @@ def _rest_resource(
                     parse_datetimes(rows, cursor)
                 yield rows
 
-    return dlt.resource(
-        read,
-        name=name,
-        primary_key=REST_PRIMARY_KEY,
-        write_disposition="merge",
-        columns=hints,
-        parallelized=True,
+    return with_listing(
+        dlt.resource(
+            read,
+            name=name,
+            primary_key=REST_PRIMARY_KEY,
+            write_disposition="merge",
+            columns=hints,
+            parallelized=True,
+        ),
+        listing,
     )
 
 

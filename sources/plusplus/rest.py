@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from lxp_sync.sources.core.completeness import (
+    KeySet,
     NumberedPage,
     PageAnomaly,
     changed_since,
@@ -31,12 +32,14 @@ def read_pages(
     params: dict[str, Any] | None = None,
     max_pages: int | None = None,
     started: datetime | None = None,
+    seen: KeySet | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every row of a list endpoint once, checked against `meta.total_count` (on every page).
 
     Page 1 gives the count, the other pages are fetched concurrently; a list that changes while
     it is read is read again where it moved (`sources/core/completeness.py`). `started`: when the
-    run began, for rows read twice whose cursor says they changed during the read.
+    run began, for rows read twice whose cursor says they changed during the read. `seen`
+    receives the keys yielded.
     """
     base_params = {**(params or {}), "page_size": page_size}
 
@@ -67,6 +70,7 @@ def read_pages(
         concurrency=concurrency,
         keep_repeat=fresh,
         max_pages=max_pages,
+        seen=seen,
     )
 
 
