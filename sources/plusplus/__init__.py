@@ -16,8 +16,8 @@ from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 from lxp_sync.sources.core.paging import parse_datetimes
 from lxp_sync.sources.core.selection import select_resources
-from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.core.sweep import KeyListing, with_listing
+from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.plusplus.graphql import connection_options, graphql_client
 from lxp_sync.sources.plusplus.rest import cursor_params, drop_unchanged, read_pages
 from lxp_sync.sources.plusplus.settings import (
