@@ -14,6 +14,7 @@ from typing import Any
 
 from lxp_sync import __version__
 from lxp_sync.pipelines.errors import explain
+from lxp_sync.pipelines.project import use_project_dir
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
 
@@ -83,7 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
     status.add_argument("--destination", default="duckdb")
     status.add_argument("--pipelines-dir")
+    for each in [parser, *commands.choices.values()]:  # before or after the command
+        _add_project_dir(each)
     return parser
+
+
+def _add_project_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project-dir",
+        metavar="DIR",
+        # SUPPRESS: a command's parser leaves a value given before the command alone
+        default=argparse.SUPPRESS,
+        help="the folder with .dlt/ (settings) and the default DuckDB file "
+        "(default: $DLT_PROJECT_DIR, else the current folder)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        use_project_dir(getattr(args, "project_dir", None))
         code = _dispatch(args)
     except KeyboardInterrupt:
         print("lxp-sync: interrupted; the next run resumes safely", file=sys.stderr)
