@@ -9,14 +9,11 @@ that venv (the emulator runs with HOME set there).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +21,7 @@ import httpx
 from lxp_sync_sandbox.server import free_port
 
 from . import die_with_parent, log_tail, stop_process, wait_until_ready
+from .venvs import ensure_venv, env_dir, run
 
 # numpy is needed by the emulator (DuckDB Python UDFs) but not declared by it.
 REQUIREMENTS = (
@@ -35,73 +33,23 @@ REQUIREMENTS = (
 )
 PROJECT_ID = "test-project"  # the emulator's default project
 LOCATION = "US"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-_MARKER = "lxp-requirements.txt"
 
 
 def venv_dir() -> Path:
     """Where the emulator's venv lives (`LXP_TEST_BQEMULATOR_VENV` overrides)."""
-    custom = os.environ.get("LXP_TEST_BQEMULATOR_VENV")
-    return Path(custom) if custom else REPO_ROOT / ".test-env" / "bqemulator"
-
-
-def _wanted() -> str:
-    return "\n".join((f"python {sys.version_info[0]}.{sys.version_info[1]}", *REQUIREMENTS))
+    return env_dir("bqemulator", "LXP_TEST_BQEMULATOR_VENV")
 
 
 def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Path:
     """Create the emulator's venv unless it is already there as pinned; return `bqemulator`."""
-    venv = venv or venv_dir()
-    executable = venv / "bin" / "bqemulator"
-    marker = venv / _MARKER
-    if marker.is_file() and marker.read_text() == _wanted():
-        return executable
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be building it right now
-        if marker.is_file() and marker.read_text() == _wanted():
-            return executable
-        shutil.rmtree(venv, ignore_errors=True)
-        deadline = time.monotonic() + timeout
-        python = str(venv / "bin" / "python")
-        uv = _uv()
-        if uv:  # uv takes seconds where pip takes minutes
-            _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], deadline)
-            _run([uv, "pip", "install", "--quiet", "--python", python, *REQUIREMENTS], deadline)
-        else:
-            _run([sys.executable, "-m", "venv", str(venv)], deadline)
-            pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            _run([*pip, *REQUIREMENTS], deadline)
-        (venv / "home").mkdir()
-        _run(
-            [
-                python,
-                "-c",
-                "import duckdb_extensions; duckdb_extensions.import_extension('spatial')",
-            ],
-            deadline,
-            env=_emulator_env(venv),
-        )
-        marker.write_text(_wanted())
-    return executable
+    venv = ensure_venv(venv or venv_dir(), REQUIREMENTS, finish=_install_spatial, timeout=timeout)
+    return venv / "bin" / "bqemulator"
 
 
-def _uv() -> str | None:
-    """The `uv` binary of the `uv` package, when it is installed."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return None
-
-
-def _run(cmd: list[str], deadline: float, env: dict[str, str] | None = None) -> None:
-    remaining = max(1.0, deadline - time.monotonic())
-    env = env or {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=remaining, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+def _install_spatial(venv: Path, deadline: float) -> None:
+    (venv / "home").mkdir()
+    script = "import duckdb_extensions; duckdb_extensions.import_extension('spatial')"
+    run([str(venv / "bin" / "python"), "-c", script], deadline, env=_emulator_env(venv))
 
 
 def _emulator_env(venv: Path) -> dict[str, str]:
