@@ -22,9 +22,10 @@ from dlt.pipeline.pipeline import Pipeline
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import pipeline_name
 from lxp_sync_sandbox.server import SandboxProcess
+from tests.deployments import assert_sources_equal_truth, restored_pipeline
 from tests.support.airflow import AirflowHome, ensure_airflow_venv
 from tests.support.warehouse import DuckDBWarehouse, Warehouse
-from tests.test_destinations import CASES, ROWS, assert_no_duplicate_keys, reader
+from tests.test_destinations import CASES, ROWS
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_FILE = REPO / "deploy" / "airflow" / "dags" / "lxp_sync_dag.py"
@@ -119,35 +120,22 @@ def run_dag(airflow: Deployment, env: dict[str, str]) -> None:
         assert run.pool == f"lxp_sync_{TENANT}_{run.task_id.split('.')[0]}", run
 
 
-def task_pipelines(warehouse: Warehouse, source: str) -> list[Pipeline]:
-    """The DAG's pipelines of a source, their state and schema taken from the warehouse, as a
-    task on a fresh worker takes them: one per resource (schema `<source>__<resource>`) where
-    the source is split, else one (schema `<source>`)."""
-    name = pipeline_name(source, warehouse.name)
-    split = source in SPLIT
-    pipelines = []
-    for resource in CASES[source].resources if split else [None]:
-        pipeline = warehouse.pipeline(
-            f"{name}__{resource}" if resource else name,
-            dataset_name=f"{warehouse.dataset_name}_{source}",
-        )
-        pipeline.sync_destination()
-        assert pipeline.default_schema_name == (f"{source}__{resource}" if split else source)
-        pipelines.append(pipeline)
-    return pipelines
-
-
-def assert_warehouse_equals_truth(
-    warehouse: Warehouse, sandbox: SandboxProcess, *, changed: bool
-) -> None:
-    """Every source's tables equal the truth, and no key is loaded twice."""
+def task_pipelines(warehouse: Warehouse) -> dict[str, list[Pipeline]]:
+    """The DAG's pipelines, per source, as a task on a fresh worker restores them from the
+    warehouse: one per resource (schema `<source>__<resource>`) where the source is split, else
+    one (schema `<source>`)."""
+    pipelines = {}
     for source, case in CASES.items():
-        readers = {}
-        for pipeline in task_pipelines(warehouse, source):
-            read = reader(warehouse, pipeline)
-            assert_no_duplicate_keys(pipeline, read)
-            readers.update(dict.fromkeys(pipeline.default_schema.data_table_names(), read))
-        case.equals_truth(sandbox, lambda table, readers=readers: readers[table](table), changed)
+        name = pipeline_name(source, warehouse.name)
+        dataset = f"{warehouse.dataset_name}_{source}"
+        if source in SPLIT:
+            pipelines[source] = [
+                restored_pipeline(warehouse, f"{name}__{r}", dataset, f"{source}__{r}")
+                for r in case.resources
+            ]
+        else:
+            pipelines[source] = [restored_pipeline(warehouse, name, dataset, source)]
+    return pipelines
 
 
 def test_airflow_finds_the_dag_and_parsing_it_sends_no_request_to_any_api(
@@ -163,7 +151,7 @@ def test_the_dag_loads_every_source_into_duckdb_equal_to_the_truth(
 ) -> None:
     run_dag(airflow, dag_env(sandbox, destination))
 
-    assert_warehouse_equals_truth(destination, sandbox, changed=False)
+    assert_sources_equal_truth(destination, sandbox, task_pipelines(destination), changed=False)
 
 
 @pytest.mark.parametrize("destination", ["postgres"], indirect=True)
@@ -178,4 +166,4 @@ def test_the_dags_next_run_into_postgres_loads_the_changes_from_the_state_in_the
     # every task starts in a new, empty local folder: the cursors come from the warehouse
     run_dag(airflow, env)
 
-    assert_warehouse_equals_truth(destination, sandbox, changed=True)
+    assert_sources_equal_truth(destination, sandbox, task_pipelines(destination), changed=True)
