@@ -4,12 +4,47 @@ from the warehouse the way a fresh worker does, and comparing them with the sand
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import tomlkit
 from dlt.pipeline.pipeline import Pipeline
 
+from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.support.warehouse import Warehouse
 from tests.test_destinations import CASES, assert_no_duplicate_keys, reader
+
+REPO = Path(__file__).resolve().parents[1]
+SECRETS = {"api_token", "client_secret"}  # of the sandbox's settings, the secret ones
+
+
+def write_project(folder: Path, sandbox: SandboxProcess, *, with_secrets: bool) -> Path:
+    """A project folder as a user sets one up: the repository's .dlt/config.toml with every
+    source's settings filled in (the sandbox's; the resources tests/test_destinations.py checks),
+    and, `with_secrets`, .dlt/secrets.toml from its example with the secrets filled in."""
+    (folder / ".dlt").mkdir(parents=True)
+    config = tomlkit.parse((REPO / ".dlt" / "config.toml").read_text())
+    secrets = tomlkit.parse((REPO / ".dlt" / "secrets.toml.example").read_text())
+    for name, spec in SOURCES.items():
+        for key, value in spec.sandbox_args(sandbox.url).items():
+            if key in SECRETS:  # the example names every secret a source needs
+                assert key in secrets["sources"][name], f"secrets.toml.example: {name}.{key}"
+            (secrets if key in SECRETS else config)["sources"][name][key] = value
+        config["sources"][name]["resources"] = CASES[name].resources
+    (folder / ".dlt" / "config.toml").write_text(tomlkit.dumps(config))
+    if with_secrets:
+        (folder / ".dlt" / "secrets.toml").write_text(tomlkit.dumps(secrets))
+    return folder
+
+
+def repository_secrets(sandbox: SandboxProcess) -> dict[str, str]:
+    """The sandbox's secrets under the names the GitHub Actions templates give them."""
+    return {
+        f"{name.upper()}_{key.upper()}": str(value)
+        for name, spec in SOURCES.items()
+        for key, value in spec.sandbox_args(sandbox.url).items()
+        if key in SECRETS
+    }
 
 
 def restored_pipeline(warehouse: Warehouse, name: str, dataset: str, schema: str) -> Pipeline:

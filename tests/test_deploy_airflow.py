@@ -22,7 +22,7 @@ from dlt.pipeline.pipeline import Pipeline
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import pipeline_name
 from lxp_sync_sandbox.server import SandboxProcess
-from tests.deployments import assert_sources_equal_truth, restored_pipeline
+from tests.deployments import SECRETS, assert_sources_equal_truth, restored_pipeline
 from tests.support.airflow import AirflowHome, ensure_airflow_venv
 from tests.support.warehouse import DuckDBWarehouse, Warehouse
 from tests.test_destinations import CASES, ROWS
@@ -32,7 +32,6 @@ DAG_FILE = REPO / "deploy" / "airflow" / "dags" / "lxp_sync_dag.py"
 POOLS = REPO / "deploy" / "airflow" / "pools.json"
 TENANT = "acme"  # the tenant of pools.json
 DAG_ID = f"lxp_sync_{TENANT}"
-SECRETS = {"api_token", "client_secret"}  # of the sandbox's settings: in the Airflow Variable
 SPLIT = {"plusplus_rest", "plusplus_graphql", "pluvo"}  # a task per resource
 
 

@@ -18,13 +18,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
-import tomlkit
 import yaml
 
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import pipeline_name
 from lxp_sync_sandbox.server import SandboxProcess
-from tests.deployments import assert_sources_equal_truth, restored_pipeline
+from tests.deployments import (
+    assert_sources_equal_truth,
+    repository_secrets,
+    restored_pipeline,
+    write_project,
+)
 from tests.support.warehouse import PostgresWarehouse
 from tests.test_destinations import CASES, ROWS
 
@@ -33,7 +37,6 @@ WORKFLOWS = REPO / "deploy" / "github-actions"
 DAILY = WORKFLOWS / "lxp-sync-daily.yml"
 SMOKE = WORKFLOWS / "lxp-sync-smoke.yml"
 CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))
-SECRETS = {"api_token", "client_secret"}  # of the sandbox's settings: repository secrets
 
 
 def check_workflow(path: Path) -> subprocess.CompletedProcess[str]:
@@ -113,31 +116,8 @@ def sandbox() -> Iterator[SandboxProcess]:
 
 @pytest.fixture
 def project(sandbox: SandboxProcess, tmp_path: Path) -> Path:
-    """The repository a workflow checks out: the project's .dlt/config.toml with each source's
-    settings filled in (the sandbox's; the resources that tests/test_destinations.py checks)."""
-    folder = tmp_path / "checkout"
-    (folder / ".dlt").mkdir(parents=True)
-    config = tomlkit.parse((REPO / ".dlt" / "config.toml").read_text())
-    for name, spec in SOURCES.items():
-        section = config["sources"][name]
-        for key, value in spec.sandbox_args(sandbox.url).items():
-            if key not in SECRETS:
-                section[key] = value
-        section["resources"] = CASES[name].resources
-    (folder / ".dlt" / "config.toml").write_text(tomlkit.dumps(config))
-    return folder
-
-
-def repository_secrets(sandbox: SandboxProcess, postgres: str | None = None) -> dict[str, str]:
-    """The secrets the templates name, as a user would add them for the sandbox."""
-    secrets = {}
-    for name, spec in SOURCES.items():
-        for key, value in spec.sandbox_args(sandbox.url).items():
-            if key in SECRETS:
-                secrets[f"{name.upper()}_{key.upper()}"] = str(value)
-    if postgres:
-        secrets["POSTGRES_CREDENTIALS"] = postgres
-    return secrets
+    """The repository a workflow checks out: the project's .dlt/config.toml filled in."""
+    return write_project(tmp_path / "checkout", sandbox, with_secrets=False)
 
 
 @pytest.fixture
@@ -168,7 +148,7 @@ def loaded_pipelines(warehouse: PostgresWarehouse) -> dict[str, list[Any]]:
 def test_the_daily_workflow_loads_postgres_and_its_next_run_on_a_fresh_runner_the_changes(
     sandbox: SandboxProcess, project: Path, database: str, tmp_path: Path
 ) -> None:
-    secrets = repository_secrets(sandbox, postgres=database)
+    secrets = {**repository_secrets(sandbox), "POSTGRES_CREDENTIALS": database}
     warehouse = PostgresWarehouse("unused", tmp_path / "reader", database)
 
     run_on_fresh_runner(DAILY, project, secrets, tmp_path / "runner-1")

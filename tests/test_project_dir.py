@@ -10,30 +10,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lxp_sync_sandbox.plusplus_rest import API_TOKEN
 from lxp_sync_sandbox.server import SandboxProcess
+from tests.deployments import write_project
 from tests.helpers import error_line, lxp_sync
-
-REPO_SETTINGS = Path(__file__).resolve().parents[1] / ".dlt"
-BASE_URL_LINE = '# base_url = "https://<your-domain>/api/v1"'
-TOKEN_PLACEHOLDER = "pp_your_token_here"
 
 
 @pytest.fixture
 def project(sandbox: SandboxProcess, tmp_path: Path) -> Path:
-    """A project folder set up as the README says: the repository's config.toml with the base URL
-    filled in, secrets.toml copied from its example with the token filled in. No setting comes
-    from the environment."""
-    folder = tmp_path / "project"
-    (folder / ".dlt").mkdir(parents=True)
-    config = (REPO_SETTINGS / "config.toml").read_text()
-    assert BASE_URL_LINE in config
-    base_url = f'base_url = "{sandbox.url}/plusplus_rest/api/v1"'
-    (folder / ".dlt" / "config.toml").write_text(config.replace(BASE_URL_LINE, base_url, 1))
-    secrets = (REPO_SETTINGS / "secrets.toml.example").read_text()
-    assert TOKEN_PLACEHOLDER in secrets
-    (folder / ".dlt" / "secrets.toml").write_text(secrets.replace(TOKEN_PLACEHOLDER, API_TOKEN))
-    return folder
+    """A project folder set up as the README says: config.toml and secrets.toml (from its
+    example) filled in. No setting comes from the environment."""
+    return write_project(tmp_path / "project", sandbox, with_secrets=True)
 
 
 @pytest.fixture
