@@ -17,6 +17,7 @@ from typing import Any
 from lxp_sync import __version__
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.pipelines.interrupts import StopOnSignals, interrupted_line
+from lxp_sync.pipelines.project import use_project_dir
 from lxp_sync.pipelines.reconcile import reconcile_source
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
@@ -112,7 +113,20 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
     status.add_argument("--destination", default="duckdb")
     status.add_argument("--pipelines-dir")
+    for each in [parser, *commands.choices.values()]:  # before or after the command
+        _add_project_dir(each)
     return parser
+
+
+def _add_project_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project-dir",
+        metavar="DIR",
+        # SUPPRESS: a command's parser leaves a value given before the command alone
+        default=argparse.SUPPRESS,
+        help="the folder with .dlt/ (settings) and the default DuckDB file "
+        "(default: $DLT_PROJECT_DIR, else the current folder)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals = StopOnSignals() if args.command in ("run", "reconcile") else nullcontext()
     with signals:
         try:
+            use_project_dir(getattr(args, "project_dir", None))
             code = _dispatch(args)
         except KeyboardInterrupt:
             print(interrupted_line(signal.SIGINT), file=sys.stderr)

@@ -302,3 +302,13 @@ def status_lines(source: str, destination: str, pipelines_dir: str | None) -> li
         for cursor, inc in state.get("incremental", {}).items():
             lines.append(f"  {name}: {cursor} >= {inc.get('last_value')}")
     return lines
+
+
+def run_contract(pipeline: Pipeline, source_name: str, schema_name: str | None = None) -> Any:
+    """The schema contract for a run outside the command (an Airflow task): the source's setting,
+    but `evolve` on the first load of the schema (`schema_name`, by default the source's), which
+    creates the tables the contract then guards."""
+    contract = schema_contract(source_name)
+    if contract != "evolve" and not _has_loaded(pipeline, schema_name or source_name):
+        return "evolve"
+    return contract

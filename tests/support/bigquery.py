@@ -28,7 +28,7 @@ LOCATION = "US"
 
 def venv_dir() -> Path:
     """Where the emulator's venv lives (`LXP_TEST_BQEMULATOR_VENV` overrides)."""
-    return venvs.venv_dir("bqemulator", "LXP_TEST_BQEMULATOR_VENV")
+    return venvs.env_dir("bqemulator", "LXP_TEST_BQEMULATOR_VENV")
 
 
 def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Path:
@@ -41,7 +41,7 @@ def ensure_emulator_venv(venv: Path | None = None, timeout: float = 900.0) -> Pa
         venvs.run([python, "-c", script], deadline, env=_emulator_env(venv))
 
     venv = venvs.ensure_venv(
-        venv or venv_dir(), REQUIREMENTS, after_install=spatial_extension, timeout=timeout
+        venv or venv_dir(), REQUIREMENTS, finish=spatial_extension, timeout=timeout
     )
     return venv / "bin" / "bqemulator"
 

@@ -41,7 +41,7 @@ API_TOKEN = "stand-in-graphql-token"
 
 def ensure_graphene_venv(timeout: float = 600.0) -> Path:
     """The stand-in's venv (`LXP_TEST_GRAPHENE_VENV` overrides `.test-env/graphene`)."""
-    venv = venvs.venv_dir("graphene", "LXP_TEST_GRAPHENE_VENV")
+    venv = venvs.env_dir("graphene", "LXP_TEST_GRAPHENE_VENV")
     return venvs.ensure_venv(venv, REQUIREMENTS, timeout=timeout)
 
 

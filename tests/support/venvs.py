@@ -1,7 +1,6 @@
-"""Virtual envs of their own for test tools whose pinned dependencies clash with the project's.
-
-Each lives under `.test-env/<name>` (git-ignored), is built on first use (uv when the `uv`
-package is installed: seconds; else pip) and reused while its marker says the same pins.
+"""Virtual environments of their own for tools that cannot share the project's venv (the BigQuery
+emulator pins another duckdb; Airflow pins half of PyPI), built on first use under `.test-env/`
+(git-ignored) and reused while what they were built from is unchanged.
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _MARKER = "lxp-requirements.txt"
 
 
-def venv_dir(name: str, override_env: str) -> Path:
-    """`.test-env/<name>` in the repo, or the path in the environment variable `override_env`."""
-    custom = os.environ.get(override_env)
+def env_dir(name: str, variable: str) -> Path:
+    """`.test-env/<name>` of the repository, or the folder the environment variable names."""
+    custom = os.environ.get(variable)
     return Path(custom) if custom else REPO_ROOT / ".test-env" / name
 
 
@@ -29,14 +28,14 @@ def ensure_venv(
     venv: Path,
     requirements: Sequence[str],
     *,
-    after_install: Callable[[Path, float], None] | None = None,
+    fingerprint: str = "",
+    finish: Callable[[Path, float], None] | None = None,
     timeout: float = 900.0,
 ) -> Path:
-    """Create `venv` with `requirements` unless it is already there as pinned; returns it.
-
-    `after_install(venv, deadline)` runs once after the install (e.g. to fetch data files).
-    """
-    wanted = "\n".join((f"python {sys.version_info[0]}.{sys.version_info[1]}", *requirements))
+    """Create `venv` with `requirements` unless it is there already, built from the same
+    requirements and `fingerprint`; `finish(venv, deadline)` runs last. Returns the venv."""
+    python_version = f"python {sys.version_info[0]}.{sys.version_info[1]}"
+    wanted = "\n".join([python_version, *requirements, *([fingerprint] if fingerprint else [])])
     marker = venv / _MARKER
     if marker.is_file() and marker.read_text() == wanted:
         return venv
@@ -56,8 +55,8 @@ def ensure_venv(
             run([sys.executable, "-m", "venv", str(venv)], deadline)
             pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
             run([*pip, *requirements], deadline)
-        if after_install is not None:
-            after_install(venv, deadline)
+        if finish is not None:
+            finish(venv, deadline)
         marker.write_text(wanted)
     return venv
 
@@ -73,7 +72,7 @@ def _uv() -> str | None:
 
 
 def run(cmd: list[str], deadline: float, env: dict[str, str] | None = None) -> None:
-    """Run a build step; fail with the end of its stderr."""
+    """Run a build step; its stderr's end in the error when it fails."""
     remaining = max(1.0, deadline - time.monotonic())
     env = env or {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=remaining, env=env)
