@@ -12,7 +12,9 @@ the warehouse table, and for every key the source no longer has:
 
 Rows the source still lists but now flags deleted (PlusPlus `is_deleted`) while the warehouse
 does not get what a load would have given them: `is_deleted` true, or removed with `hard_delete`.
-Rows the same run loaded are never touched (their key may be newer than the listing). A sweep
+The keys are listed after the run's load: every row in the warehouse was read from the source
+before the listing began, so a key the (complete) listing lacks was deleted since, also when this
+very run loaded it. A sweep
 that would remove or mark more than `max_delete_share` of a table's live rows changes nothing and
 fails: an API that suddenly lists far fewer rows (a token that lost access) must not empty the
 warehouse.
@@ -221,14 +223,9 @@ def _plan(
     keys = [row[0] for row in rows]
     present = found.present.contains(keys)
     flagged = found.flagged.contains(keys)
-    loaded = listing.loaded.contains(keys)
-    for (key, is_deleted, marked), here, gone_flag, fresh in zip(
-        rows, present, flagged, loaded, strict=True
-    ):
+    for (key, is_deleted, marked), here, gone_flag in zip(rows, present, flagged, strict=True):
         if marked is None:
             sweep.live += 1
-        if fresh:
-            continue  # loaded by this very run: the listing may be older than the row
         if not here:
             if marked is None or settings.deletes == "delete":
                 sweep.gone.append(key)

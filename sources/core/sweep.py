@@ -38,7 +38,7 @@ class KeyListing:
     hard_delete: bool = False
     # the HTTP client the listing uses (its `requests_sent` counts what a sweep costs)
     client: ApiClient | None = None
-    # keys the resource's last read in this process yielded: the sweep never removes them
+    # keys the resource's last read in this process yielded (its de-duplication set)
     loaded: KeySet = field(default_factory=KeySet)
 
     def fresh_read(self) -> KeySet:
