@@ -426,6 +426,15 @@ def plan_sweep(
     return SweepPlan(due, before)
 
 
+def undo_plan(pipeline: Pipeline, source: Any, plan: SweepPlan) -> None:
+    """A run that failed leaves the schedule as it found it (its state changes nothing else)."""
+    if plan.before:
+        _write_schedule(pipeline, source.name, plan.before)
+        return
+    with pipeline.managed_state() as state:
+        state.get("sources", {}).get(source.name, {}).pop(SCHEDULE_KEY, None)
+
+
 def sweep_after_run(pipeline: Pipeline, source: Any, plan: SweepPlan) -> list[str]:
     """The planned sweep, after the run's load; one line per table changed. A sweep that fails
     puts the schedule back (locally), so that the next run on this machine tries again."""

@@ -163,7 +163,7 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
     what changed, in the same call (`pipeline_session`); a deletes sweep follows the load when
     `reconcile_every` says one is due (`reconcile`).
     """
-    from lxp_sync.pipelines.reconcile import plan_sweep, sweep_after_run
+    from lxp_sync.pipelines.reconcile import plan_sweep, sweep_after_run, undo_plan
 
     with pipeline_session(spec.name, options) as pipeline:
         file_format = options.loader_file_format or FILE_FORMATS.get(
@@ -185,10 +185,14 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
             first_load=first_load or not options.reconcile,
             full_refresh=options.full_refresh,
         )
-        info: LoadInfo = pipeline.run(
-            source, loader_file_format=file_format, schema_contract=contract, refresh=refresh
-        )
-        info.raise_on_failed_jobs()
+        try:
+            info: LoadInfo = pipeline.run(
+                source, loader_file_format=file_format, schema_contract=contract, refresh=refresh
+            )
+            info.raise_on_failed_jobs()
+        except BaseException:
+            undo_plan(pipeline, source, plan)
+            raise
         for line in sweep_after_run(pipeline, source, plan):
             options.on_sweep(line)
     return pipeline
