@@ -148,10 +148,10 @@ def chain_sql(
     root = table_chain[0]
     esc = client.escape_column_name
     keys = [esc(c) for c in _props(root, "primary_key")]
-    row_key = get_first_column_name_with_prop(root, "row_key")
-    if not keys or row_key is None:
+    if not keys:
         return None, False
-    rk = esc(row_key)
+    row_key = get_first_column_name_with_prop(root, "row_key")
+    rk = esc(row_key) if row_key else None  # Arrow tables may have none (nor nested tables)
     bigquery = client.capabilities.sqlglot_dialect == "bigquery"
     table, staging = client.get_qualified_table_names(root["name"])
     cols = _compare_columns(root, esc)
@@ -162,8 +162,9 @@ def chain_sql(
         hard_delete, kept_cond = job_class._get_hard_delete_col_and_cond(
             root, esc, escape_lit, invert=True, alias="s."
         )
+    extra = [rk] if rk else []
     inner = _unique(
-        [*keys, rk, *(c for c, _ in cols), *([esc(hard_delete)] if hard_delete else [])]
+        [*keys, *extra, *(c for c, _ in cols), *([esc(hard_delete)] if hard_delete else [])]
     )
     if replace:
         staged = f"SELECT {', '.join(inner)} FROM {staging}"
@@ -179,26 +180,32 @@ def chain_sql(
     kept = kept_cond if hard_delete else "1 = 1"
     on = " AND ".join(f"s.{k} = d.{k}" for k in keys)
     ks = ", ".join(f"s.{k} AS {a}" for k, a in zip(keys, key_alias, strict=True))
+    row_keys = f"s.{rk} AS _lxp_srk, d.{rk} AS _lxp_drk, " if rk else ""
     ctes = [
         f"s AS ({staged})",
-        f"sd AS (SELECT {ks}, s.{rk} AS _lxp_srk, d.{rk} AS _lxp_drk, "
-        f"CASE WHEN {kept} THEN 1 ELSE 0 END AS _lxp_kept FROM s LEFT JOIN {table} AS d ON {on})",
+        f"sd AS (SELECT {ks}, {row_keys}CASE WHEN d.{keys[0]} IS NULL THEN 0 ELSE 1 END AS "
+        f"_lxp_had, CASE WHEN {kept} THEN 1 ELSE 0 END AS _lxp_kept "
+        f"FROM s LEFT JOIN {table} AS d ON {on})",
     ]
-    both = "sd._lxp_kept = 1 AND sd._lxp_drk IS NOT NULL"
+    both = "sd._lxp_kept = 1 AND sd._lxp_had = 1"
     ka = ", ".join(f"sd.{a}" for a in key_alias)
+
+    def by_key(alias: str) -> str:
+        return " AND ".join(f"{alias}.{k} = sd.{a}" for k, a in zip(keys, key_alias, strict=True))
+
     changed = [
         _except(
-            f"SELECT {ka}, {_values('s', cols, bigquery)} FROM s JOIN sd ON s.{rk} = sd._lxp_srk "
+            f"SELECT {ka}, {_values('s', cols, bigquery)} FROM s JOIN sd ON {by_key('s')} "
             f"WHERE {both}",
             f"SELECT {ka}, {_values('d', cols, bigquery)} FROM {table} AS d "
-            f"JOIN sd ON d.{rk} = sd._lxp_drk WHERE {both}",
+            f"JOIN sd ON {by_key('d')} WHERE {both}",
             key_alias,
         )
         if cols
         else None
     ]
-    exact = True
-    for nested in table_chain[1:]:
+    exact = rk is not None or len(table_chain) == 1
+    for nested in table_chain[1:] if rk else []:
         link = get_first_column_name_with_prop(nested, "root_key")
         if link is None and nested.get("parent") == root["name"]:
             link = get_first_column_name_with_prop(nested, "parent_key")
@@ -233,7 +240,7 @@ def chain_sql(
     counts = [
         "(SELECT COUNT(*) FROM sd)",
         "(SELECT COUNT(*) FROM sd WHERE _lxp_kept = 1)",
-        "(SELECT COUNT(*) FROM sd WHERE _lxp_drk IS NOT NULL)",
+        "(SELECT COUNT(*) FROM sd WHERE _lxp_had = 1)",
         f"(SELECT COUNT(*) FROM sd WHERE {both})",
         "(SELECT COUNT(*) FROM changed)",
     ]
