@@ -381,7 +381,8 @@ def warehouse_label(pipeline: Any) -> str:
         return database
     if hasattr(credentials, "to_url"):
         try:
-            return redact(credentials.to_url().render_as_string(hide_password=True))
+            url = credentials.to_url().render_as_string(hide_password=True)
+            return redact(url.split("?", 1)[0])  # the query: driver options, not the place
         except Exception:
             pass
     project = getattr(credentials, "project_id", None)

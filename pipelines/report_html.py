@@ -143,7 +143,7 @@ def bar_chart(
     failed: Sequence[bool],
     chart_id: str,
     stacked: bool = True,
-    width: int = 640,
+    width: int = 600,
     height: int = 240,
 ) -> str:
     """An inline SVG bar chart, one bar (or stack) per run; a failed run's label is red."""
@@ -175,6 +175,14 @@ def bar_chart(
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar) / 2
         base = top + plot_h
+        shown = [values[i] if i < len(values) else 0 for _, _, values in series]
+        value_text = _short(sum(shown) if stacked else shown[0])
+        height_of = plot_h * ((sum(shown) if stacked else max(shown)) / peak) if peak else 0
+        if count <= 24:  # the value over its bar: small ones stay readable beside large ones
+            out.append(
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h - height_of - 4:.1f}" '
+                f'class="value" text-anchor="middle">{value_text}</text>'
+            )
         for name, color, values in series:
             value = values[i] if i < len(values) else 0
             h = plot_h * (value / peak) if peak else 0
@@ -263,7 +271,7 @@ def _runs_table(reports: Sequence[RunReport]) -> str:
         status = "ok" if report.ok else "failed"
         what = changes(report) if report.ok else report.error or ""
         rows.append(
-            f'<tr class="{status}"><td>{_e(report.started_at)}</td><td>{status}</td>'
+            f'<tr class="{status}"><td>{_e(report.started_at)}</td><td class="{status}">{status}</td>'
             f"<td>{report.seconds:.1f}s</td><td>{_cell(report.totals.written)}</td>"
             f"<td>{_cell(report.totals.requests + report.other_requests)}</td>"
             f"<td>{_cell(report.totals.rate_limited)}</td><td>{_e(what)}</td></tr>"
@@ -293,12 +301,14 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 20px 0 8p
 .ok { color: #2a7d2a; } .failed { color: #d62728; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3; text-align: right; }
-th:first-child, td:first-child, td.cursor, table.runs td:last-child { text-align: left; }
+th:first-child, td:first-child, td.cursor, th:last-child, table.runs td:last-child {
+  text-align: left; }
 tr.nested td:first-child { padding-left: 24px; color: #555; }
-tr.failed td { color: #d62728; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px; margin-top: 16px; }
+tr.failed td:last-child { color: #d62728; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, 600px); gap: 16px 32px;
+  margin-top: 16px; }
 figure.chart { margin: 0; } figcaption { font-weight: bold; margin-bottom: 4px; }
 svg .plot { fill: #fafafa; stroke: #ddd; } svg .grid { stroke: #e6e6e6; }
 svg text { font: 11px "DejaVu Sans", Arial, sans-serif; fill: #444; }
-svg .failed { fill: #d62728; } svg .cross { fill: #d62728; font-size: 14px; }
+svg .failed { fill: #d62728; } svg .value { font-size: 10px; fill: #333; } svg .cross { fill: #d62728; font-size: 14px; }
 """

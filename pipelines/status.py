@@ -123,7 +123,8 @@ def pipeline_lines(
         for cursor, value in values.items():
             lines.append(f"  {resource}: {cursor} >= {value or '-'}")
     if reports and local_path(folder, name).is_file():
-        lines.append(f"  {len(reports)} runs kept; `lxp-sync report {source}` charts them")
+        kept = f"{len(reports)} runs" if len(reports) > 1 else "1 run"
+        lines.append(f"  {kept} kept; `lxp-sync report {source}` charts them")
     return lines, last is None or last.ok
 
 
