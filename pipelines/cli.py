@@ -253,9 +253,16 @@ def _run(args: argparse.Namespace) -> int:
         recreate=args.recreate,
         lock_wait_s=args.lock_wait,
         on_recovery=lambda line: print(line, flush=True),
-        progress=RunProgress(spec.name),
+        progress=RunProgress(spec.name, every_s=_progress_every_s()),
     )
     return run_reported(spec, options, source_args, args.report_json)
+
+
+def _progress_every_s() -> float:
+    import dlt
+
+    value = dlt.config.get("lxp_sync.progress_every_s")
+    return float(value) if value else 2.0
 
 
 def _demo(args: argparse.Namespace) -> int:

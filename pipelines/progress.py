@@ -152,7 +152,7 @@ def overall_line(source: str, tally: activity.Tally) -> str | None:
         line += f", {rate:,.0f} rows/s"
         left = sum(max((entry.total or 0) - entry.rows, 0) for entry in counted)
         if counted and len(counted) == len(reads) and left:
-            line += f", about {_duration(left / rate)} left"
+            line += f", about {_duration(max(left / rate, 1.0))} left"
     return line
 
 

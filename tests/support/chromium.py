@@ -117,8 +117,8 @@ def visit(
         )
         try:
             endpoint = _devtools_endpoint(process, timeout)
-            with _Session(endpoint, timeout) as session:
-                return session.visit(url, selectors, width)
+            with connect(endpoint, max_size=None, open_timeout=timeout) as socket:
+                return _Session(socket, timeout).visit(url, selectors, width)
         finally:
             process.kill()
             process.wait()
@@ -142,21 +142,14 @@ def _devtools_endpoint(process: subprocess.Popen[str], timeout: float) -> str:
 class _Session:
     """A DevTools protocol session on one new page (flat sessions over the browser's socket)."""
 
-    def __init__(self, endpoint: str, timeout: float) -> None:
-        self.endpoint = endpoint
+    def __init__(self, socket: Any, timeout: float) -> None:
+        self.socket = socket
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
         self._id = 0
-
-    def __enter__(self) -> _Session:
-        self.socket = connect(self.endpoint, max_size=None, open_timeout=self.timeout)
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         attached = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})
         self.session = attached["sessionId"]
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.socket.close()
 
     def call(self, method: str, params: dict[str, Any] | None = None, page: bool = False) -> Any:
         self._id += 1
