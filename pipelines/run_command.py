@@ -72,8 +72,12 @@ def _publish(
     exc: BaseException | None,
 ) -> None:
     pipelines_dir = Path(options.pipelines_dir or get_dlt_pipelines_dir())
-    # a failure at the warehouse: do not wait for it again to keep the report there
-    reached = recorder.pipeline if exc is None or not _at_destination(exc) else None
+    # the warehouse copy needs the dataset (loaded before, or by this run) and a warehouse that
+    # answers; a stopped run ends at once (the file keeps its report)
+    stopped = exc is not None and (isinstance(exc, KeyboardInterrupt) or stop.stop_requested())
+    dataset = not report.first_load or report.load_id is not None
+    reachable = exc is None or not (stopped or _at_destination(exc))
+    reached = recorder.pipeline if dataset and reachable else None
     warnings = [keep(report, pipelines_dir, reached)]
     for line in render_text(report):
         print(line, flush=True)
@@ -81,7 +85,8 @@ def _publish(
         path = Path(report_json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    warnings.append(alert(report, reached))
+    if not stopped:
+        warnings.append(alert(report, reached))
     for warning in warnings:
         if warning:
             print(f"lxp-sync: warning: {warning}", file=sys.stderr, flush=True)
