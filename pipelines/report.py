@@ -110,7 +110,8 @@ class RunReport:
         return not self.first_load and any(r.new_tables or r.new_columns for r in self.resources)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        return {"format": data.pop("format"), **data}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunReport:
@@ -452,7 +453,7 @@ def render_text(report: RunReport) -> list[str]:
                 _number(resource.retries),
                 _number(resource.rate_limited),
                 f"{resource.seconds:.1f}s",
-                "; ".join(_cursor_text(c) for c in resource.cursors),
+                "; ".join(cursor_text(c) for c in resource.cursors),
             ]
         )
         for table in resource.tables:
@@ -483,7 +484,8 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
-def _cursor_text(cursor: CursorReport) -> str:
+def cursor_text(cursor: CursorReport) -> str:
+    """`modified 2025-01-01T00:00:00Z -> 2025-01-02T08:00:00Z`, or `... (same)`."""
     if cursor.before == cursor.after:
         return f"{cursor.field} {cursor.after or '-'} (same)"
     return f"{cursor.field} {cursor.before or '-'} -> {cursor.after or '-'}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
-from lxp_sync.pipelines.report import COLUMNS, RunReport, changes, headline
+from lxp_sync.pipelines.report import COLUMNS, RunReport, changes, cursor_text, headline
 from lxp_sync.pipelines.run_history import history
 from lxp_sync.pipelines.runner import pipeline_name
 
@@ -235,7 +235,7 @@ def _short(value: float) -> str:
     if value >= 1_000_000:
         return f"{value / 1_000_000:.1f}M"
     if value >= 10_000:
-        return f"{value / 1000:.0f}k"
+        return f"{value / 1000:.3g}k"
     if value == int(value):
         return f"{int(value):,}"
     return f"{value:.1f}"
@@ -254,9 +254,7 @@ def _last_table(report: RunReport) -> str:
                 )
                 continue
             activity = [resource.pages, resource.requests, resource.retries, resource.rate_limited]
-            cursor = "; ".join(
-                f"{c.field} {c.before or '-'} &rarr; {c.after or '-'}" for c in resource.cursors
-            )
+            cursor = _e("; ".join(cursor_text(c) for c in resource.cursors))
             rows.append(
                 f"<tr><td>{_e(resource.name)}</td>{numbers}"
                 + "".join(f"<td>{_cell(v)}</td>" for v in activity)
@@ -271,7 +269,7 @@ def _runs_table(reports: Sequence[RunReport]) -> str:
         status = "ok" if report.ok else "failed"
         what = changes(report) if report.ok else report.error or ""
         rows.append(
-            f'<tr class="{status}"><td>{_e(report.started_at)}</td><td class="{status}">{status}</td>'
+            f'<tr class="run-{status}"><td>{_e(report.started_at)}</td><td class="{status}">{status}</td>'
             f"<td>{report.seconds:.1f}s</td><td>{_cell(report.totals.written)}</td>"
             f"<td>{_cell(report.totals.requests + report.other_requests)}</td>"
             f"<td>{_cell(report.totals.rate_limited)}</td><td>{_e(what)}</td></tr>"
@@ -304,7 +302,8 @@ th, td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3; text-align: right; 
 th:first-child, td:first-child, td.cursor, th:last-child, table.runs td:last-child {
   text-align: left; }
 tr.nested td:first-child { padding-left: 24px; color: #555; }
-tr.failed td:last-child { color: #d62728; }
+tr.run-failed td:last-child { color: #d62728; } td { white-space: nowrap; }
+table.runs td:last-child, td.cursor { white-space: normal; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, 600px); gap: 16px 32px;
   margin-top: 16px; }
 figure.chart { margin: 0; } figcaption { font-weight: bold; margin-bottom: 4px; }
