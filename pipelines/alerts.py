@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxp_sync.pipelines.report import RunReport
+from lxp_sync.pipelines.report import RunReport, schema_changes
 
 
 def slack_hook(pipeline: Any = None) -> str | None:
@@ -29,15 +29,8 @@ def message(report: RunReport) -> str | None:
     if not report.ok:
         return f":red_circle: lxp-sync {where} failed after {report.seconds:.0f}s: {report.error}"
     if report.schema_changed:
-        changes = []
-        for resource in report.resources:
-            changes += [f"new table `{table}`" for table in resource.new_tables]
-            changes += [
-                f"new column `{table}.{column}`"
-                for table, columns in resource.new_columns.items()
-                for column in columns
-            ]
-        return f":large_yellow_circle: lxp-sync {where}: the schema changed: " + ", ".join(changes)
+        changes = ", ".join(schema_changes(report, quote="`"))
+        return f":large_yellow_circle: lxp-sync {where}: the schema changed: {changes}"
     return None
 
 

@@ -162,28 +162,19 @@ def reconcile(
     """Sweep the resources of `source` (those with a key listing, or `resources`) against the
     warehouse of `pipeline`; one line per table that changed. Call it after `pipeline.run(source)`.
     """
-    swept = reconcile_tables(
-        pipeline,
-        source,
-        resources=resources,
-        deletes=deletes,
-        max_delete_share=max_delete_share,
-        now=now,
-    )
+    settings = SweepSettings.of(source.name, deletes=deletes, max_delete_share=max_delete_share)
+    swept = reconcile_tables(pipeline, source, settings, resources, now)
     return [sweep.line for sweep in swept if sweep.line]
 
 
 def reconcile_tables(
     pipeline: Pipeline,
     source: Any,
-    *,
+    settings: SweepSettings,
     resources: Sequence[str] | None = None,
-    deletes: str | None = None,
-    max_delete_share: float | None = None,
     now: datetime | None = None,
 ) -> list[TableSweep]:
     """`reconcile`, returning each table the sweep changed (its counts and its line)."""
-    settings = SweepSettings.of(source.name, deletes=deletes, max_delete_share=max_delete_share)
     now = now or datetime.now(UTC)
     if source.name not in pipeline.schema_names:
         return []  # never loaded
@@ -464,7 +455,7 @@ def sweep_after_run(pipeline: Pipeline, source: Any, plan: SweepPlan) -> list[Ta
         return []
     started = time.monotonic()
     try:
-        swept = reconcile_tables(pipeline, source)
+        swept = reconcile_tables(pipeline, source, SweepSettings.of(source.name))
     except BaseException:
         _write_schedule(pipeline, source.name, plan.before)
         raise

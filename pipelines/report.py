@@ -495,11 +495,17 @@ def _schema_text(report: RunReport) -> str:
     if report.first_load:
         created = sum(len(r.new_tables) for r in report.resources)
         return f"{created} tables created (first load)" if created else ""
-    parts = []
+    return "; ".join(schema_changes(report))
+
+
+def schema_changes(report: RunReport, quote: str = "") -> list[str]:
+    """`new table x`, `new column t.c`, ... of the run (`quote`: around each name)."""
+    changes = []
     for resource in report.resources:
-        parts += [f"new table {t}" for t in resource.new_tables]
-        parts += [
-            f"new column{'s' if len(cols) > 1 else ''} {', '.join(f'{t}.{c}' for c in cols)}"
-            for t, cols in resource.new_columns.items()
+        changes += [f"new table {quote}{table}{quote}" for table in resource.new_tables]
+        changes += [
+            f"new column {quote}{table}.{column}{quote}"
+            for table, columns in resource.new_columns.items()
+            for column in columns
         ]
-    return "; ".join(parts)
+    return changes
