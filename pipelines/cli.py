@@ -1,4 +1,4 @@
-"""`lxp-sync`: run, reconcile, demo, sandbox, check and status."""
+"""`lxp-sync`: run, reconcile, demo, sandbox, check, status and report."""
 
 from __future__ import annotations
 
@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help="wait up to SECONDS for another run of the same pipeline to end "
         "(default: lock_wait_s under [lxp_sync], 0: fail at once)",
     )
+    run.add_argument(
+        "--report-json",
+        metavar="FILE",
+        help="write the run report as JSON to FILE (also when the run fails)",
+    )
 
     demo = commands.add_parser(
         "demo", help="start the sandbox, sync every source into DuckDB, print the tables"
@@ -109,10 +114,29 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
     reconcile.add_argument("--pipelines-dir")
 
-    status = commands.add_parser("status", help="last load and cursors of a source's pipeline")
-    status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
-    status.add_argument("--destination", default="duckdb")
+    status = commands.add_parser(
+        "status",
+        help="every source's last run (when, ok or failed and why, rows, time) and cursors; "
+        "exit 1 when a last run failed",
+    )
+    status.add_argument(
+        "source", nargs="?", choices=list(SOURCES), metavar="SOURCE", help="default: every one"
+    )
+    status.add_argument(
+        "--destination", help="read this destination's warehouse too (default: what ran here)"
+    )
+    status.add_argument("--dataset", help="with --destination: the dataset (default: the source)")
     status.add_argument("--pipelines-dir")
+
+    report = commands.add_parser(
+        "report", help="the last runs of a source as an HTML page with charts (works offline)"
+    )
+    report.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    report.add_argument("--runs", type=int, default=30, metavar="N", help="last N runs (30)")
+    report.add_argument("--out", metavar="FILE", help="default: lxp-sync-report-SOURCE.html")
+    report.add_argument("--destination", default="duckdb")
+    report.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
+    report.add_argument("--pipelines-dir")
     for each in [parser, *commands.choices.values()]:  # before or after the command
         _add_project_dir(each)
     return parser
@@ -179,11 +203,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.source}: ok, {fact}")
         return 0
     if args.command == "status":
-        from lxp_sync.pipelines.runner import status_lines
+        from lxp_sync.pipelines.status import status
 
-        for line in status_lines(args.source, args.destination, args.pipelines_dir):
-            print(line)
-        return 0
+        return status(args.source, args.destination, args.dataset, args.pipelines_dir)
+    if args.command == "report":
+        from lxp_sync.pipelines.report_html import write_report
+
+        return write_report(args)
     raise AssertionError(args.command)
 
 
@@ -216,7 +242,9 @@ def _run(args: argparse.Namespace) -> int:
         loaded = ", ".join(f"{table} {rows}" for table, rows in counts.items())
         print(f"{spec.name}: smoke ok in {time.monotonic() - started:.1f}s ({loaded})")
         return 0
-    swept: list[str] = []
+    from lxp_sync.pipelines.progress import RunProgress
+    from lxp_sync.pipelines.run_command import run_reported
+
     options = RunOptions(
         destination=args.destination,
         dataset=args.dataset,
@@ -225,20 +253,16 @@ def _run(args: argparse.Namespace) -> int:
         recreate=args.recreate,
         lock_wait_s=args.lock_wait,
         on_recovery=lambda line: print(line, flush=True),
-        on_sweep=swept.append,
+        progress=RunProgress(spec.name, every_s=_progress_every_s()),
     )
-    source = spec.factory(**source_args)
-    pipeline = run_source(spec, source, options)
-    counts = row_counts(pipeline)
-    print(
-        f"{spec.name}: loaded into {pipeline.destination.destination_name} dataset "
-        f"{pipeline.dataset_name} in {time.monotonic() - started:.1f}s"
-    )
-    for table, rows in counts.items():
-        print(f"  {table:<40} {rows:>10}")
-    for line in swept:
-        print(line)
-    return 0
+    return run_reported(spec, options, source_args, args.report_json)
+
+
+def _progress_every_s() -> float:
+    import dlt
+
+    value = dlt.config.get("lxp_sync.progress_every_s")
+    return float(value) if value else 2.0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -139,6 +139,12 @@ class TableSweep:
     live: int = 0  # rows not marked deleted
     deleted_column: str | None = None
     hard_delete: bool = False
+    line: str | None = None  # what the sweep changed, once applied
+
+    @property
+    def deleted(self) -> int:
+        """Rows found deleted at the source: marked, removed, or flagged `is_deleted`."""
+        return len(self.gone) + len(self.flagged)
 
     @property
     def removes(self) -> int:
@@ -159,6 +165,18 @@ def reconcile(
     warehouse of `pipeline`; one line per table that changed. Call it after `pipeline.run(source)`.
     """
     settings = SweepSettings.of(source.name, deletes=deletes, max_delete_share=max_delete_share)
+    swept = reconcile_tables(pipeline, source, settings, resources, now)
+    return [sweep.line for sweep in swept if sweep.line]
+
+
+def reconcile_tables(
+    pipeline: Pipeline,
+    source: Any,
+    settings: SweepSettings,
+    resources: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> list[TableSweep]:
+    """`reconcile`, returning each table the sweep changed (its counts and its line)."""
     now = now or datetime.now(UTC)
     if source.name not in pipeline.schema_names:
         return []  # never loaded
@@ -186,8 +204,9 @@ def reconcile(
     if settings.deletes == "mark" and any(sweep.gone for sweep in sweeps):
         _add_deleted_at(pipeline, schema, [sweep.table for sweep in sweeps if sweep.gone])
     with pipeline.sql_client() as client:
-        lines = [_apply(client, schema, sweep, settings, now) for sweep in sweeps]
-    return [line for line in lines if line]
+        for sweep in sweeps:
+            sweep.line = _apply(client, schema, sweep, settings, now)
+    return [sweep for sweep in sweeps if sweep.line]
 
 
 def _plan(
@@ -435,19 +454,19 @@ def undo_plan(pipeline: Pipeline, source: Any, plan: SweepPlan) -> None:
         state.get("sources", {}).get(source.name, {}).pop(SCHEDULE_KEY, None)
 
 
-def sweep_after_run(pipeline: Pipeline, source: Any, plan: SweepPlan) -> list[str]:
-    """The planned sweep, after the run's load; one line per table changed. A sweep that fails
-    puts the schedule back (locally), so that the next run on this machine tries again."""
+def sweep_after_run(pipeline: Pipeline, source: Any, plan: SweepPlan) -> list[TableSweep]:
+    """The planned sweep, after the run's load; each table it changed. A sweep that fails puts
+    the schedule back (locally), so that the next run on this machine tries again."""
     if not plan.due:
         return []
     started = time.monotonic()
     try:
-        lines = reconcile(pipeline, source)
+        swept = reconcile_tables(pipeline, source, SweepSettings.of(source.name))
     except BaseException:
         _write_schedule(pipeline, source.name, plan.before)
         raise
     log.info("%s: deletes sweep done in %.1fs", source.name, time.monotonic() - started)
-    return lines
+    return swept
 
 
 def _write_schedule(pipeline: Pipeline, source_name: str, facts: dict[str, Any]) -> None:

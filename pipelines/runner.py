@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,10 @@ class RunOptions:
     reconcile: bool = True
     # told, in one line per table, what the deletes sweep after the load changed
     on_sweep: Callable[[str], None] = log.warning
+    # collects the run report (`report.RunRecorder`); None: no report
+    recorder: Any = None
+    # dlt's progress hook for the normalize and load phases (`progress.RunProgress`)
+    progress: Any = None
 
 
 CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
@@ -131,6 +135,7 @@ def open_pipeline(
         destination=make_destination(options),
         dataset_name=options.dataset or source_name,
         pipelines_dir=str(pipelines_dir or options.pipelines_dir or get_dlt_pipelines_dir()),
+        progress=options.progress,
     )
 
 
@@ -163,8 +168,10 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
     what changed, in the same call (`pipeline_session`); a deletes sweep follows the load when
     `reconcile_every` says one is due (`reconcile`).
     """
+    from lxp_sync.pipelines.merge_counts import counting_merges
     from lxp_sync.pipelines.reconcile import plan_sweep, sweep_after_run, undo_plan
 
+    recorder = options.recorder
     with pipeline_session(spec.name, options) as pipeline:
         file_format = options.loader_file_format or FILE_FORMATS.get(
             destination_kind(options.destination)
@@ -185,16 +192,28 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
             first_load=first_load or not options.reconcile,
             full_refresh=options.full_refresh,
         )
+        if recorder is not None:
+            recorder.before_load(pipeline, source, first_load, options.full_refresh)
+        counting = counting_merges(pipeline.sql_client) if recorder is not None else nullcontext()
         try:
-            info: LoadInfo = pipeline.run(
-                source, loader_file_format=file_format, schema_contract=contract, refresh=refresh
-            )
+            with counting as counter:
+                info: LoadInfo = pipeline.run(
+                    source,
+                    loader_file_format=file_format,
+                    schema_contract=contract,
+                    refresh=refresh,
+                )
+            if recorder is not None:
+                recorder.loaded(pipeline, info, counter)
             info.raise_on_failed_jobs()
         except BaseException:
             undo_plan(pipeline, source, plan)
             raise
-        for line in sweep_after_run(pipeline, source, plan):
-            options.on_sweep(line)
+        swept = sweep_after_run(pipeline, source, plan)
+        for sweep in swept:
+            options.on_sweep(sweep.line)
+        if recorder is not None:
+            recorder.swept(swept)
     return pipeline
 
 
@@ -289,23 +308,6 @@ def smoke_check(pipeline: Pipeline, source: Any) -> list[str]:
         if missing:
             problems.append(f"{source.name}.{name}: primary key {missing} missing from the table")
     return problems
-
-
-def status_lines(source: str, destination: str, pipelines_dir: str | None) -> list[str]:
-    """The last load and the incremental cursors of a source's pipeline."""
-    try:
-        pipeline = dlt.attach(pipeline_name(source, destination), pipelines_dir=pipelines_dir)
-    except Exception:
-        return [f"{source}: no pipeline yet; run `lxp-sync run {source}` first"]
-    lines = [f"{source}: dataset {pipeline.dataset_name} at {pipeline.destination}"]
-    trace = pipeline.last_trace
-    if trace is not None:
-        lines.append(f"  last run: {trace.started_at} ({len(trace.steps)} steps)")
-    resources = pipeline.state.get("sources", {}).get(source, {}).get("resources", {})
-    for name, state in sorted(resources.items()):
-        for cursor, inc in state.get("incremental", {}).items():
-            lines.append(f"  {name}: {cursor} >= {inc.get('last_value')}")
-    return lines
 
 
 def run_contract(pipeline: Pipeline, source_name: str, schema_name: str | None = None) -> Any:

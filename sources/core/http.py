@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
+from lxp_sync.sources.core import activity
 from lxp_sync.sources.core.errors import (
     AuthenticationError,
     ConnectionFailedError,
@@ -352,6 +353,7 @@ class ApiClient:
             try:
                 with self._count_lock:
                     self.requests_sent += 1
+                activity.current().request(resource)
                 response = self.http.request(
                     method, url, params=params, content=content, headers=headers
                 )
@@ -366,6 +368,8 @@ class ApiClient:
                 self.backoff(attempt, None, resource, page, type(exc).__name__)
                 attempt += 1
                 continue
+            if response.status_code == 429:
+                activity.current().rate_limited(resource)
             if response.status_code in RETRY_STATUSES:
                 retry_after = retry_after_seconds(response)
                 self.pacer.release(
@@ -415,6 +419,7 @@ class ApiClient:
     ) -> None:
         """Wait before retry `attempt + 1` (and say why): the policy's delay, or the server's."""
         delay = self.retry.delay(attempt, hint)
+        activity.current().retry(resource)
         where = f"{resource} page {page}" if page is not None else str(resource)
         log.info("%s: %s, retry %d in %.2fs", where, why, attempt + 1, delay)
         self._sleep(delay)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import pendulum
 
+from lxp_sync.sources.core import activity
+
 # the one timestamp parser lives in `timestamps`; callers of these names import them from here too
 from lxp_sync.sources.core.timestamps import parse_datetimes, parse_iso  # noqa: F401
 
@@ -57,7 +59,13 @@ def fetch_in_order(
 
 
 class Progress:
-    """Progress of one resource on the `lxp_sync` logger: pages and rows, out of the total if known."""
+    """Progress of one resource on the `lxp_sync` logger: pages and rows, out of the total if known.
+
+    Every page also goes to the run's tally (`activity`), for the overall line and the report.
+    A rate shows only once it means something: two pages or more, over a second or more.
+    """
+
+    MIN_RATE_S = 1.0
 
     def __init__(self, resource: str, total: int | None = None, every_s: float = 2.0) -> None:
         self.resource = resource
@@ -66,25 +74,30 @@ class Progress:
         self.rows = 0
         self.passes = 1  # reads of a list that changed while it was read
         self.every_s = every_s
+        self._tally = activity.current()
         self._started = time.monotonic()
         self._last = self._started
 
     def add(self, rows: int) -> None:
         self.pages += 1
         self.rows += rows
+        self._tally.page(self.resource, rows, self.total)
         now = time.monotonic()
-        if now - self._last >= self.every_s:
+        complete = self.total is not None and self.rows >= self.total
+        if now - self._last >= self.every_s and not complete:  # complete: `done` says it
             self._last = now
             log.info("%s", self.line())
 
     def line(self) -> str:
-        of = f"/{self.total}" if self.total is not None else ""
-        rate = self.rows / max(time.monotonic() - self._started, 1e-6)
+        of = f"/{self.total:,}" if self.total is not None else ""
+        spent = time.monotonic() - self._started
+        rate = ""
+        if self.pages >= 2 and spent >= self.MIN_RATE_S:
+            rate = f" ({self.rows / spent:,.0f} rows/s)"
         passes = f" in {self.passes} passes" if self.passes > 1 else ""
-        return (
-            f"{self.resource}: {self.rows}{of} rows, {self.pages} pages{passes} "
-            f"({rate:,.0f} rows/s)"
-        )
+        pages = "1 page" if self.pages == 1 else f"{self.pages:,} pages"
+        return f"{self.resource}: {self.rows:,}{of} rows, {pages}{passes}{rate}"
 
     def done(self) -> None:
+        self._tally.finish(self.resource)
         log.info("%s, done", self.line())

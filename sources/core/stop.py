@@ -36,6 +36,12 @@ def stop_requested() -> bool:
     return _requested.is_set()
 
 
+def reason() -> str:
+    """What asked the run to stop (`SIGINT`), or empty."""
+    with _lock:
+        return _reason
+
+
 def raise_if_stopped(resource: str | None = None, page: int | str | None = None) -> None:
     if _requested.is_set():
         raise Interrupted(f"stopped on {_reason}", resource=resource, page=page)
