@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--pipelines-dir")
     for each in [parser, *commands.choices.values()]:  # before or after the command
         _add_project_dir(each)
+    for each in commands.choices.values():
+        # SUPPRESS: `-v` before the command stays on when the command's parser has none
+        each.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 

@@ -83,14 +83,16 @@ def fetch_checked(client: ApiClient, fetch: Callable[[], T], *, resource: str, p
         try:
             return fetch()
         except PageAnomaly as anomaly:
-            if attempt >= client.retry.max_retries:
+            if attempt >= client.retry.max_retries or client.gave_up:
                 again = f", also after {attempt} retries" if attempt else ""
-                raise DataMismatchError(
-                    f"{anomaly.message}{again}",
-                    resource=resource,
-                    page=page,
-                    status=anomaly.status,
-                    request_id=anomaly.request_id,
+                raise client.give_up(
+                    DataMismatchError(
+                        f"{anomaly.message}{again}",
+                        resource=resource,
+                        page=page,
+                        status=anomaly.status,
+                        request_id=anomaly.request_id,
+                    )
                 ) from None
             client.backoff(attempt, None, resource, page, anomaly.message)
             attempt += 1

@@ -15,6 +15,7 @@ from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 from lxp_sync.sources.core.paging import parse_datetimes
+from lxp_sync.sources.core.secrets import require_credential
 from lxp_sync.sources.core.selection import select_resources
 from lxp_sync.sources.core.sweep import KeyListing, with_listing
 from lxp_sync.sources.core.urls import require_https
@@ -47,7 +48,7 @@ def plusplus_rest_source(
     selected = select_resources("plusplus_rest", REST_ENDPOINTS, resources)
     client = ApiClient(
         _rest_root(base_url, allow_insecure_http),
-        TokenAuth(api_token, "Bearer"),
+        _rest_auth(api_token),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
         max_connections=max(4, concurrency * 2),
@@ -74,6 +75,10 @@ def _rest_root(base_url: str, allow_insecure_http: bool) -> str:
         allow_insecure_http=allow_insecure_http,
     )
     return url.strip().rstrip("/") + "/"
+
+
+def _rest_auth(api_token: str) -> TokenAuth:
+    return TokenAuth(require_credential(api_token, setting="api_token", source="plusplus_rest"))
 
 
 def _rest_resource(
@@ -190,7 +195,7 @@ def check_plusplus_rest(
 ) -> str:
     with ApiClient(
         _rest_root(base_url, allow_insecure_http),
-        TokenAuth(api_token, "Bearer"),
+        _rest_auth(api_token),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=2),
     ) as client:
