@@ -1,4 +1,4 @@
-"""`lxp-sync`: run, reconcile, demo, sandbox, check and status."""
+"""`lxp-sync`: run, reconcile, discover, demo, sandbox, check and status."""
 
 from __future__ import annotations
 
@@ -98,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="prove credentials and connectivity, one request")
     check.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
 
+    discover = commands.add_parser(
+        "discover",
+        help="the resources the tenant has: columns and types, keys, cursors, how each reads, "
+        "row counts (one small page of each; nothing loaded)",
+    )
+    discover.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    discover.add_argument("--resources", help="comma-separated subset of the source's resources")
+    discover.add_argument("--json", action="store_true", help="one JSON document")
+
     reconcile = commands.add_parser(
         "reconcile",
         help="the deletes sweep now: rows whose key the source no longer lists are marked "
@@ -168,6 +177,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             destination=args.destination, dataset=args.dataset, pipelines_dir=args.pipelines_dir
         )
         for line in reconcile_source(SOURCES[args.source], _resources(args), options):
+            print(line)
+        return 0
+    if args.command == "discover":
+        from lxp_sync.pipelines.discover import discover_lines
+
+        for line in discover_lines(SOURCES[args.source], _resources(args), as_json=args.json):
             print(line)
         return 0
     if args.command == "demo":
