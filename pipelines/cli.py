@@ -1,4 +1,4 @@
-"""`lxp-sync`: run, reconcile, discover, demo, sandbox, check and status."""
+"""`lxp-sync`: run, reconcile, discover, views, demo, sandbox, check and status."""
 
 from __future__ import annotations
 
@@ -118,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
     reconcile.add_argument("--pipelines-dir")
 
+    views = commands.add_parser(
+        "views",
+        help="create or refresh the analysts' SQL views of a source in <dataset>_analytics",
+    )
+    views.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    views.add_argument("--destination", default="duckdb")
+    views.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
+    views.add_argument("--pipelines-dir")
+
     status = commands.add_parser("status", help="last load and cursors of a source's pipeline")
     status.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
     status.add_argument("--destination", default="duckdb")
@@ -185,6 +194,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         for line in discover_lines(SOURCES[args.source], _resources(args), as_json=args.json):
             print(line)
         return 0
+    if args.command == "views":
+        from lxp_sync.pipelines.views import views_command
+
+        options = RunOptions(
+            destination=args.destination, dataset=args.dataset, pipelines_dir=args.pipelines_dir
+        )
+        for line in views_command(SOURCES[args.source], options):
+            print(line)
+        return 0
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
@@ -222,6 +240,7 @@ def _run(args: argparse.Namespace) -> int:
                 pipelines_dir=str(Path(tmp) / "pipelines"),
                 dataset=f"{spec.name}_smoke",
                 reconcile=False,
+                views=False,
             )
             source = spec.factory(max_pages=1, **source_args)
             pipeline = run_source(spec, source, options)
@@ -274,6 +293,7 @@ def _demo(args: argparse.Namespace) -> int:
                 pipelines_dir=str(out / "pipelines"),
                 dataset=spec.name,
                 full_refresh=True,
+                views=True,
             )
             started = time.monotonic()
             pipeline = run_source(spec, spec.factory(**spec.sandbox_args(sandbox.url)), options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ class RunOptions:
     reconcile: bool = True
     # told, in one line per table, what the deletes sweep after the load changed
     on_sweep: Callable[[str], None] = log.warning
+    # make the analysts' views after the load: None follows the source's `views` setting
+    views: bool | None = None
+    on_views: Callable[[str], None] = log.info
 
 
 CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
@@ -122,10 +126,23 @@ def make_destination(options: RunOptions) -> Destination:
     return destination
 
 
+# dlt gives rows handed to it as Arrow tables no `_dlt_load_id` unless told to (rows from
+# dicts always have one): every table carries it, so that the analysts' views can say when each
+# row was loaded (`_lxp_loaded_at`). `.dlt/config.toml` sets it, for plain dlt too; the command
+# sets it wherever that setting is not made.
+ARROW_LOAD_ID = "normalize.parquet_normalizer.add_dlt_load_id"
+
+
+def _arrow_load_ids() -> None:
+    if dlt.config.get(ARROW_LOAD_ID) is None:
+        os.environ.setdefault(ARROW_LOAD_ID.upper().replace(".", "__"), "true")
+
+
 def open_pipeline(
     source_name: str, options: RunOptions, pipelines_dir: Path | None = None
 ) -> Pipeline:
     """The dlt pipeline of a source and destination (its state and schemas, not run yet)."""
+    _arrow_load_ids()
     return dlt.pipeline(
         pipeline_name=pipeline_name(source_name, destination_name(options.destination)),
         destination=make_destination(options),
@@ -161,9 +178,11 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
 
     What a killed or failed run left is finished or discarded first, then this run extracts
     what changed, in the same call (`pipeline_session`); a deletes sweep follows the load when
-    `reconcile_every` says one is due (`reconcile`).
+    `reconcile_every` says one is due (`reconcile`), and the analysts' views are made where the
+    source's `views` setting says so (`views`).
     """
     from lxp_sync.pipelines.reconcile import plan_sweep, sweep_after_run
+    from lxp_sync.pipelines.views import create_views, views_enabled
 
     with pipeline_session(spec.name, options) as pipeline:
         file_format = options.loader_file_format or FILE_FORMATS.get(
@@ -191,6 +210,8 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
         info.raise_on_failed_jobs()
         for line in sweep_after_run(pipeline, source, plan):
             options.on_sweep(line)
+        if options.views if options.views is not None else views_enabled(spec.name):
+            options.on_views(create_views(pipeline, source.name, force=False))
     return pipeline
 
 
