@@ -99,8 +99,9 @@ def today() -> date:
 
 
 def completion_rows(
-    tallies: dict[Any, Tally], unit: str, label: str, overdue: bool = True
+    tallies: dict[Any, Tally], unit: str, label: str, overdue: bool = True, people: bool = False
 ) -> dict[Any, dict[str, Any]]:
+    """A completion view's rows (`people`: with the distinct people, per manager)."""
     out = {}
     for key, tally in tallies.items():
         row: dict[str, Any] = {
@@ -113,6 +114,8 @@ def completion_rows(
         if overdue:
             row["overdue"] = tally.counts["overdue"]
             row["overdue_rate"] = rate(tally.counts["overdue"], tally.rows)
+        if people:
+            row["people"] = len(tally.people)
         out[key] = row
     return out
 
@@ -212,9 +215,7 @@ def expected_rest(sandbox: SandboxProcess) -> Expected:
     per_item = completion_rows(by_item, "assignments", "content_item_name")
     for key, row in per_item.items():
         row["content_item_type"] = items[key]["content_type"]
-    per_manager = completion_rows(by_manager, "assignments", "manager_name")
-    for key, row in per_manager.items():
-        row["people"] = len(by_manager[key].people)
+    per_manager = completion_rows(by_manager, "assignments", "manager_name", people=True)
     attendance = _attendance(
         sandbox.truth(api, "enrollments"),
         event_of=lambda e: e["event"]["public_id"],
@@ -256,9 +257,7 @@ def expected_graphql(sandbox: SandboxProcess) -> Expected:
         manager_name=lambda m: users[m]["name"] if m in users else None,
     )
     per_item = completion_rows(by_item, "assignments", "")
-    per_manager = completion_rows(by_manager, "assignments", "manager_name")
-    for key, row in per_manager.items():
-        row["people"] = len(by_manager[key].people)
+    per_manager = completion_rows(by_manager, "assignments", "manager_name", people=True)
     attendance = _attendance(
         live("enrollments"),
         event_of=lambda e: pk(e, "event"),
@@ -293,9 +292,9 @@ def expected_pluvo(sandbox: SandboxProcess) -> Expected:
         key = manager["id"] if manager else None
         by_manager[key].add(user, completed=done)
         by_manager[key].name = users[key]["name"] if key in users else None
-    per_manager = completion_rows(by_manager, "learners", "manager_name", overdue=False)
-    for key, row in per_manager.items():
-        row["people"] = len(by_manager[key].people)
+    per_manager = completion_rows(
+        by_manager, "learners", "manager_name", overdue=False, people=True
+    )
     return Expected(
         {
             "completion_by_training": (
