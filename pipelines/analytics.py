@@ -18,10 +18,13 @@ left out (PlusPlus GraphQL's assignments have no content items to name).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lxp_sync.pipelines.views import LOADED_AT, Sql, View
+
+log = logging.getLogger("lxp_sync")
 
 
 @dataclass(frozen=True)
@@ -207,9 +210,13 @@ def analytics_views(source: str, tables: Mapping[str, View], sql: Sql) -> list[V
     made: list[View] = []
 
     def add(view: View | None) -> None:
-        if view is not None:
-            views[view.name] = view
-            made.append(view)
+        if view is None:
+            return
+        if view.name in tables:  # a table of that name: its view wins
+            log.warning("%s: no view %s: a table has that name", source, view.name)
+            return
+        views[view.name] = view
+        made.append(view)
 
     for derive in spec.derived:
         add(derive(views, sql))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.schema.utils import get_nested_tables
 
 from lxp_sync.sources.core.discovery import CLIENT, FULL, REPLACE, SERVER, ReadPlan, read_plan_of
 
@@ -103,7 +104,7 @@ def _describe(name: str, resource: Any, schema: Any) -> Resource:
         None,
     )
     root_name = root["name"] if root else None
-    children = [t for t in tables if root_name and _root_of(t, schema.tables) == root_name]
+    children = get_nested_tables(schema.tables, root_name)[1:] if root_name else []
     columns = _columns(root["columns"]) if root else []
     return Resource(
         resource=name,
@@ -117,18 +118,8 @@ def _describe(name: str, resource: Any, schema: Any) -> Resource:
         server_filter=plan.server_filter,
         note=plan.note,
         columns=columns,
-        child_tables=[
-            Table(child["name"], _columns(child["columns"]))
-            for child in children
-            if child["name"] != root_name
-        ],
+        child_tables=[Table(child["name"], _columns(child["columns"])) for child in children],
     )
-
-
-def _root_of(table: Mapping[str, Any], tables: Mapping[str, Any]) -> str:
-    while table.get("parent"):
-        table = tables[table["parent"]]
-    return table["name"]
 
 
 def _columns(columns: Mapping[str, Any]) -> list[Column]:
