@@ -391,6 +391,27 @@ def test_current_names_replace_the_copies_rest_embeds(
     assert {a["user__public_id"] for a in stale} <= set(renamed)
 
 
+@BOTH
+def test_tables_loaded_as_arrow_before_they_had_a_load_id_gain_one_and_keep_their_rows(
+    destination: Warehouse, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, resources = "plusplus_rest", ["groups", "users"]
+    setting = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
+    monkeypatch.setenv(setting, "false")  # as every load before the setting was
+    sync_to(destination, api, sandbox, resources=resources)
+    changed = set(sandbox.mutate(api=api, entity="groups", update=3)["updated"])
+    monkeypatch.setenv(setting, "true")
+
+    pipeline = sync_to(destination, api, sandbox, resources=resources)
+    create_views(pipeline)
+
+    groups = read_view(pipeline, "groups")
+    assert len(groups) == len(sandbox.truth(api, "groups"))
+    assert {g["public_id"] for g in groups if g["_lxp_loaded_at"] is not None} == changed
+    users = read_view(pipeline, "users")  # a full scan: every row loaded again
+    assert users and all(user["_lxp_loaded_at"] is not None for user in users)
+
+
 @pytest.mark.parametrize("destination", ["postgres"], indirect=True)
 def test_postgres_remakes_views_whose_columns_changed_and_keeps_a_users_view_built_on_them(
     destination: Warehouse, sandbox: SandboxProcess

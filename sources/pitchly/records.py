@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
+from lxp_sync.sources.core.arrow import with_load_id
 from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
@@ -397,7 +398,7 @@ def records_resource(
         name=plan.resource_name,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
-        columns=plan.hints,
+        columns=with_load_id(plan.hints),
         parallelized=True,
     )
     with_read_plan(resource, reads)

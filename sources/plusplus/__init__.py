@@ -10,7 +10,7 @@ import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core.arrow import batched_arrow
+from lxp_sync.sources.core.arrow import batched_arrow, with_load_id
 from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
@@ -158,7 +158,7 @@ def _rest_resource(
         name=name,
         primary_key=REST_PRIMARY_KEY,
         write_disposition="merge",
-        columns=hints,
+        columns=with_load_id(hints) if endpoint.arrow else hints,
         parallelized=True,
     )
     return with_read_plan(with_listing(made, listing), plan)
