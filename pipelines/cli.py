@@ -1,4 +1,4 @@
-"""`lxp-sync`: run, reconcile, demo, sandbox, check, status and report."""
+"""`lxp-sync`: run, reconcile, discover, views, demo, sandbox, check, status and report."""
 
 from __future__ import annotations
 
@@ -103,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="prove credentials and connectivity, one request")
     check.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
 
+    discover = commands.add_parser(
+        "discover",
+        help="the resources the tenant has: columns and types, keys, cursors, how each reads, "
+        "row counts (one small page of each; nothing loaded)",
+    )
+    discover.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    discover.add_argument("--resources", help="comma-separated subset of the source's resources")
+    discover.add_argument("--json", action="store_true", help="one JSON document")
+
     reconcile = commands.add_parser(
         "reconcile",
         help="the deletes sweep now: rows whose key the source no longer lists are marked "
@@ -113,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--destination", default="duckdb")
     reconcile.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
     reconcile.add_argument("--pipelines-dir")
+
+    views = commands.add_parser(
+        "views",
+        help="create or refresh the analysts' SQL views of a source in <dataset>_analytics",
+    )
+    views.add_argument("source", choices=list(SOURCES), metavar="SOURCE", help=sources)
+    views.add_argument("--destination", default="duckdb")
+    views.add_argument("--dataset", help="dataset (schema) name (default: the source name)")
+    views.add_argument("--pipelines-dir")
 
     status = commands.add_parser(
         "status",
@@ -139,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--pipelines-dir")
     for each in [parser, *commands.choices.values()]:  # before or after the command
         _add_project_dir(each)
+    for each in commands.choices.values():
+        # SUPPRESS: `-v` before the command stays on when the command's parser has none
+        each.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 
@@ -191,6 +212,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         for line in reconcile_source(SOURCES[args.source], _resources(args), options):
             print(line)
         return 0
+    if args.command == "discover":
+        from lxp_sync.pipelines.discover import discover_lines
+
+        for line in discover_lines(SOURCES[args.source], _resources(args), as_json=args.json):
+            print(line)
+        return 0
+    if args.command == "views":
+        from lxp_sync.pipelines.views import views_command
+
+        options = RunOptions(
+            destination=args.destination, dataset=args.dataset, pipelines_dir=args.pipelines_dir
+        )
+        for line in views_command(SOURCES[args.source], options):
+            print(line)
+        return 0
     if args.command == "demo":
         return _demo(args)
     if args.command == "sandbox":
@@ -230,6 +266,7 @@ def _run(args: argparse.Namespace) -> int:
                 pipelines_dir=str(Path(tmp) / "pipelines"),
                 dataset=f"{spec.name}_smoke",
                 reconcile=False,
+                views=False,
             )
             source = spec.factory(max_pages=1, **source_args)
             pipeline = run_source(spec, source, options)
@@ -280,6 +317,7 @@ def _demo(args: argparse.Namespace) -> int:
                 pipelines_dir=str(out / "pipelines"),
                 dataset=spec.name,
                 full_refresh=True,
+                views=True,
             )
             started = time.monotonic()
             pipeline = run_source(spec, spec.factory(**spec.sandbox_args(sandbox.url)), options)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+import tomlkit
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
+from dlt.common.configuration.providers.toml import TomlProviderReadException
+from dlt.common.destination.client import DestinationClientConfiguration
 from dlt.common.schema.exceptions import DataValidationError
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
+from tomlkit.exceptions import ParseError
 
 from lxp_sync.sources.core.errors import ConfigurationError, LxpSyncError
 
@@ -61,15 +73,12 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
         if isinstance(error, LxpSyncError):
             return redact(str(error)), 1
     for error in chain:
+        if isinstance(error, TomlProviderReadException):
+            return _settings_file_line(error), 2
         if isinstance(error, ConfigFieldMissingException):
-            fields = ", ".join(error.fields)
-            section = (source or "SOURCE").upper()
-            return (
-                f"{source or 'lxp-sync'}: missing setting {fields}: put it in .dlt/config.toml "
-                f"(secrets in .dlt/secrets.toml) under [sources.{source}] or set "
-                f"SOURCES__{section}__{error.fields[0].upper()}",
-                2,
-            )
+            return _missing_line(error, source), 2
+        if isinstance(error, ConfigValueCannotBeCoercedException):
+            return _coercion_line(error, source), 2
     for error in chain:
         if isinstance(error, DataValidationError):
             what = {"tables": "a new table", "columns": "a new column", "data_type": "a new type"}
@@ -104,3 +113,82 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
             "or DESTINATION__<NAME>__CREDENTIALS"
         )
     return line, 1
+
+
+def _missing_line(error: ConfigFieldMissingException, source: str | None) -> str:
+    fields = ", ".join(error.fields)
+    if isinstance(error.config, DestinationClientConfiguration):
+        # the warehouse's settings: under the destination's section, whatever the source
+        name = error.config.destination_name or error.config.destination_type.rsplit(".", 1)[-1]
+        return (
+            f"{source or 'lxp-sync'}: the {name} destination is missing its {fields}: put them "
+            f"in .dlt/secrets.toml under [destination.{name}] or set "
+            f"DESTINATION__{name.upper()}__{error.fields[0].upper()} (README: Destinations)"
+        )
+    section = (source or "SOURCE").upper()
+    return (
+        f"{source or 'lxp-sync'}: missing setting {fields}: put it in .dlt/config.toml "
+        f"(secrets in .dlt/secrets.toml) under [sources.{source}] or set "
+        f"SOURCES__{section}__{error.fields[0].upper()}"
+    )
+
+
+# what a setting of each type takes, in words
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "true or false"),
+    (int, "a whole number"),
+    (float, "a number"),
+    (str, "text"),
+    (Mapping, "a table of settings"),
+    (Sequence, "a list"),
+)
+
+
+def _kind(hint: Any) -> tuple[str, bool]:
+    """(what a setting of type `hint` takes, in words; whether its values may be shown)."""
+    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    for option in options:
+        origin = typing.get_origin(option) or option
+        for python, words in _KINDS:
+            if isinstance(origin, type) and issubclass(origin, python):
+                return words, python in (bool, int, float)
+    return "a value of another type", False
+
+
+def _coercion_line(error: ConfigValueCannotBeCoercedException, source: str | None) -> str:
+    words, shown = _kind(error.hint)
+    field = error.field_name
+    value = f" = {error.field_value!r}" if shown and len(repr(error.field_value)) < 40 else ""
+    where = ""
+    if source and field in _source_parameters(source):
+        where = f" under [sources.{source}] (or SOURCES__{source.upper()}__{field.upper()})"
+    return (
+        f"{source or 'lxp-sync'}: the setting {field}{value} is not {words}: "
+        f"set `{field}`{where} to {words}"
+    )
+
+
+def _source_parameters(source: str) -> set[str]:
+    from lxp_sync.pipelines.registry import SOURCES
+
+    spec = SOURCES.get(source)
+    if spec is None:
+        return set()
+    return set(inspect.signature(spec.factory).parameters)
+
+
+def _settings_file_line(error: TomlProviderReadException) -> str:
+    """Which settings file is not TOML, and where; never a line of it (it may hold a secret)."""
+    for path in (Path(p).resolve() for p in error.full_paths):
+        try:
+            tomlkit.parse(path.read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        except ParseError as broken:
+            reason = re.sub(r" at line \d+ col \d+$", "", str(broken))
+            return (
+                f"the settings file {path} is not valid TOML: {reason} (line {broken.line}, "
+                f"column {broken.col}). Fix that line and run again"
+            )
+    paths = ", ".join(error.full_paths)
+    return f"a settings file ({paths}) cannot be read: fix it and run again"

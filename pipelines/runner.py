@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class RunOptions:
     recorder: Any = None
     # dlt's progress hook for the normalize and load phases (`progress.RunProgress`)
     progress: Any = None
+    # make the analysts' views after the load: None follows the source's `views` setting
+    views: bool | None = None
+    on_views: Callable[[str], None] = log.info
 
 
 CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
@@ -126,10 +130,23 @@ def make_destination(options: RunOptions) -> Destination:
     return destination
 
 
+# dlt gives rows handed to it as Arrow tables no `_dlt_load_id` unless told to (rows from
+# dicts always have one): every table carries it, so that the analysts' views can say when each
+# row was loaded (`_lxp_loaded_at`). `.dlt/config.toml` sets it, for plain dlt too; the command
+# sets it wherever that setting is not made.
+ARROW_LOAD_ID = "normalize.parquet_normalizer.add_dlt_load_id"
+
+
+def _arrow_load_ids() -> None:
+    if dlt.config.get(ARROW_LOAD_ID) is None:
+        os.environ.setdefault(ARROW_LOAD_ID.upper().replace(".", "__"), "true")
+
+
 def open_pipeline(
     source_name: str, options: RunOptions, pipelines_dir: Path | None = None
 ) -> Pipeline:
     """The dlt pipeline of a source and destination (its state and schemas, not run yet)."""
+    _arrow_load_ids()
     return dlt.pipeline(
         pipeline_name=pipeline_name(source_name, destination_name(options.destination)),
         destination=make_destination(options),
@@ -166,10 +183,12 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
 
     What a killed or failed run left is finished or discarded first, then this run extracts
     what changed, in the same call (`pipeline_session`); a deletes sweep follows the load when
-    `reconcile_every` says one is due (`reconcile`).
+    `reconcile_every` says one is due (`reconcile`), and the analysts' views are made where the
+    source's `views` setting says so (`views`).
     """
     from lxp_sync.pipelines.merge_counts import counting_merges
     from lxp_sync.pipelines.reconcile import plan_sweep, sweep_after_run, undo_plan
+    from lxp_sync.pipelines.views import create_views, views_enabled
 
     recorder = options.recorder
     with pipeline_session(spec.name, options) as pipeline:
@@ -214,6 +233,8 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
             options.on_sweep(sweep.line)
         if recorder is not None:
             recorder.swept(swept)
+        if options.views if options.views is not None else views_enabled(spec.name):
+            options.on_views(create_views(pipeline, source.name, force=False))
     return pipeline
 
 

@@ -16,6 +16,7 @@ from lxp_sync.pipelines.runner import RunOptions, run_source
 from lxp_sync_sandbox.server import SandboxProcess
 
 LXP_SYNC = str(Path(sys.executable).with_name("lxp-sync"))
+REPO = Path(__file__).resolve().parents[1]
 
 
 def sync(
@@ -60,6 +61,23 @@ def loaded_rows(pipeline: Pipeline) -> dict[str, int]:
     """Rows the last run normalized, per table (dlt's own count)."""
     info = pipeline.last_trace.last_normalize_info
     return dict(info.row_counts) if info else {}
+
+
+def source_env(
+    source_name: str, sandbox: SandboxProcess, workdir: Path, **extra: str
+) -> dict[str, str]:
+    """The command's settings for a source against the sandbox (dlt's variables), its state and
+    DuckDB file in `workdir`; `extra` adds or overrides variables."""
+    args = SOURCES[source_name].sandbox_args(sandbox.url)
+    section = f"SOURCES__{source_name.upper()}__"
+    env = {section + name.upper(): str(value) for name, value in args.items()}
+    return {
+        **env,
+        "DLT_DATA_DIR": str(workdir / "dlt_data"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "warehouse.duckdb"),
+        "PYTHONPATH": str(REPO),  # for `python -m tests.support.killpoints`
+        **extra,
+    }
 
 
 def lxp_sync(

@@ -142,6 +142,12 @@ def test_demo_loads_every_source_into_duckdb(workdir: Path) -> None:
         for table in pitchly.split():
             count = con.execute(f"SELECT COUNT(*) FROM pitchly.{table}").fetchone()[0]
             assert count > 0, f"pitchly.{table}"
+        # and the analysts' views
+        for view in (
+            "plusplus_rest_analytics.completion_by_content_item",
+            "pitchly_analytics.tables",
+        ):
+            assert con.execute(f"SELECT COUNT(*) FROM {view}").fetchone()[0] > 0, view
     assert "pluvo (Pluvo GraphQL API" in result.stdout
     assert "pitchly (Pitchly GraphQL API" in result.stdout
 

@@ -23,8 +23,8 @@ from lxp_sync.sources.core import stop
 from lxp_sync.sources.core.errors import Interrupted
 from lxp_sync.sources.core.http import MIN_RECHECK_S, STOP_CHECK_S, RateLimitPacer
 from lxp_sync_sandbox.server import SandboxProcess
-from tests.helpers import LXP_SYNC, lxp_sync
-from tests.support.runs import run_args, source_env, warehouse_rows
+from tests.helpers import LXP_SYNC, lxp_sync, source_env
+from tests.support.runs import run_args, warehouse_rows
 from tests.test_destinations import CASES
 
 ROWS = 600

@@ -33,6 +33,16 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 # dates: parsed from their ISO-8601 text by Arrow, in one vectorized cast (timestamps: below)
 _PARSED = {"date"}
 
+# dlt gives Arrow tables a `_dlt_load_id` only with `add_dlt_load_id` (`.dlt/config.toml` sets
+# it), typed NOT NULL, which a table that already holds rows cannot take: as a hint of the
+# resource it is nullable, so a table loaded before the setting gains it (its older rows NULL).
+LOAD_ID_HINT: dict[str, Any] = {"data_type": "text", "nullable": True}
+
+
+def with_load_id(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The column hints of a resource that hands dlt Arrow tables: `hints` and `_dlt_load_id`."""
+    return {**hints, "_dlt_load_id": dict(LOAD_ID_HINT)}
+
 
 def _timestamps(name: str, values: Any) -> list[tuple[str, pa.Array]]:
     """A timestamp column, and `<name>__v_text` with any text that is no timestamp (where dlt

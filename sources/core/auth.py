@@ -27,7 +27,7 @@ from lxp_sync.sources.core.errors import (
     ResponseFormatError,
     ServerError,
 )
-from lxp_sync.sources.core.http import USER_AGENT, request_id_of
+from lxp_sync.sources.core.http import USER_AGENT, WRONG_ADDRESS, request_id_of
 
 log = logging.getLogger("lxp_sync")
 
@@ -274,6 +274,13 @@ def post_token_request(
     if response.status_code >= 500:
         detail = message or response.reason_phrase
         raise ServerError(f"the OAuth2 server failed: {detail}", **facts)
+    if response.status_code in WRONG_ADDRESS:
+        # no OAuth2 server at this address: the URL is wrong, not the credentials
+        raise RequestError(
+            f"no OAuth2 server answers at {token_url}: {message or response.reason_phrase}",
+            hint=f"The URL is wrong: check `{url_setting}` under [sources.{what.split('.')[0]}]",
+            **facts,
+        )
     if response.status_code >= 400 or message:
         detail = message or response.reason_phrase or "refused"
         raise AuthenticationError(f"the OAuth2 server refused the credentials: {detail}", **facts)

@@ -83,14 +83,16 @@ def fetch_checked(client: ApiClient, fetch: Callable[[], T], *, resource: str, p
         try:
             return fetch()
         except PageAnomaly as anomaly:
-            if attempt >= client.retry.max_retries:
+            if attempt >= client.retry.max_retries or client.gave_up:
                 again = f", also after {attempt} retries" if attempt else ""
-                raise DataMismatchError(
-                    f"{anomaly.message}{again}",
-                    resource=resource,
-                    page=page,
-                    status=anomaly.status,
-                    request_id=anomaly.request_id,
+                raise client.give_up(
+                    DataMismatchError(
+                        f"{anomaly.message}{again}",
+                        resource=resource,
+                        page=page,
+                        status=anomaly.status,
+                        request_id=anomaly.request_id,
+                    )
                 ) from None
             client.backoff(attempt, None, resource, page, anomaly.message)
             attempt += 1
@@ -263,6 +265,7 @@ def numbered_pages(
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     max_pages: int | None = None,
     seen: KeySet | None = None,
+    counted: Callable[[int], None] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every row of a page-number list once, checked against the count each page reports.
 
@@ -271,7 +274,8 @@ def numbered_pages(
     for it (`fetch` raises `PageAnomaly` for an answer without rows or count). Passes follow the
     module docstring: a pass whose count moved is read again from the page before the first page
     that reported another count, after a seam check against the pages accepted before.
-    `seen`: an empty set that receives the keys of the rows yielded.
+    `seen`: an empty set that receives the keys of the rows yielded; `counted` is told the
+    count of the read's first page.
     """
     ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
     progress = Progress(resource)
@@ -300,6 +304,8 @@ def numbered_pages(
         progress.passes = ledger.passes
         first, start = _seam(checked, start, accepted, key)
         total = first.total
+        if counted is not None and ledger.passes == 1:
+            counted(total)
         progress.total = total
         last = max(start, math.ceil(total / page_size))
         if max_pages is not None:

@@ -17,6 +17,7 @@ import orjson
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.completeness import changed_since
+from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.graphql import (
     Connection,
     GraphQLClient,
@@ -108,6 +109,21 @@ def pick_cursor(
     return next((c for c in options.cursor_fields if fields.get(c) in ("DateTime", "Date")), None)
 
 
+def read_plan(
+    schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions
+) -> ReadPlan:
+    """How `connection` reads: its cursor, and the argument through which the server filters on
+    it (None: every row is read and dlt's incremental keeps the new ones).
+
+    The one place that decides it, for the read and for `lxp-sync discover` alike.
+    """
+    cursor = pick_cursor(schema, connection, options)
+    server_arg = (options.server_filters or {}).get(cursor or "")
+    if server_arg and server_arg not in connection.args:
+        server_arg = None
+    return ReadPlan(cursor=cursor, server_filter=server_arg)
+
+
 def connection_resource(
     gql: GraphQLClient,
     connection: Connection,
@@ -138,13 +154,11 @@ def connection_resource(
         for field_name, scalar in schema.leaf_fields(connection.node_type).items()
         if scalar in options.json_scalars
     }
-    cursor = pick_cursor(schema, connection, options)
+    plan = read_plan(schema, connection, options)
+    cursor, server_arg = plan.cursor, plan.server_filter
     if cursor in hints:
         # a row read twice in one run (the list moved) lands once: the newest copy
         hints[cursor] = {**hints[cursor], "dedup_sort": "desc"}
-    server_arg = (options.server_filters or {}).get(cursor or "")
-    if server_arg and server_arg not in connection.args:
-        server_arg = None
     page_size = max(1, min(options.page_size, options.max_page_size))
     # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
     # (by dlt's incremental) and kept in state as an aware datetime
@@ -167,6 +181,7 @@ def connection_resource(
         start = updated.start_value if updated is not None else None
         if server_arg and start is not None:
             filters[server_arg] = iso_text(start)
+        plan.total = None
         for page in relay_pages(
             gql,
             connection,
@@ -179,6 +194,7 @@ def connection_resource(
             keep_repeat=changed_since(cursor, datetime.now(UTC)),
             seen=listing.fresh_read(),
         ):
+            plan.counted(page.total)
             if page.nodes:
                 if nested:
                     _drop_null_objects(page.nodes, nested)
@@ -197,7 +213,7 @@ def connection_resource(
         columns=hints,
         parallelized=True,
     )
-    return with_listing(resource, listing)
+    return with_read_plan(with_listing(resource, listing), plan)
 
 
 def key_listing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import threading
@@ -31,6 +32,10 @@ log = logging.getLogger("lxp_sync")
 
 USER_AGENT = "lxp-sync/0.1 (+https://github.com/lxp-sync/lxp-sync)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# answers that say the URL itself is wrong (no such route, or not one that takes this method)
+WRONG_ADDRESS = frozenset({404, 405})
+# a request waiting to retry looks this often whether another request gave up on the API
+GIVE_UP_CHECK_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -244,8 +249,10 @@ def error_for(
     resource: str | None,
     page: Any,
     granted_scope: str | None = None,
+    url_setting: str = "base_url",
 ) -> LxpSyncError:
-    """The typed error for a failed answer (`granted_scope`: what the token has, for a 403)."""
+    """The typed error for a failed answer (`granted_scope`: what the token has, for a 403;
+    `url_setting`: the setting a 404 points at)."""
     try:
         body = orjson.loads(response.content) if response.content else None
     except orjson.JSONDecodeError:
@@ -273,6 +280,15 @@ def error_for(
         return ServerError(
             f"the API kept failing: {_error_message(body, response.reason_phrase)}", **facts
         )
+    if status in WRONG_ADDRESS:
+        # no such address: the URL is wrong, whatever the resource's other settings are
+        where = str(response.request.url.copy_with(query=None))
+        section = f" under [sources.{resource.split('.')[0]}]" if resource else ""
+        return RequestError(
+            f"nothing answers at {where}: {_error_message(body, response.reason_phrase)}",
+            hint=f"Check `{url_setting}`{section}: it must be the address the API answers at",
+            **facts,
+        )
     return RequestError(
         f"the API refused the request: {_error_message(body, response.reason_phrase)}", **facts
     )
@@ -282,7 +298,12 @@ class ApiClient:
     """A pooled httpx client for one source: auth, retries, pacing, typed errors.
 
     Thread-safe: pages of a resource and resources of a source share it. A stop request
-    (`core.stop`) ends its retries, backoffs and pacer waits with `Interrupted`.
+    (`core.stop`) ends its retries, backoffs and pacer waits with `Interrupted`. When one request
+    gives up after every retry, the run is lost: the requests then waiting to retry give up too,
+    with the same error, and the client retries nothing more, rather than retry on for seconds
+    after the run has failed.
+
+    Retries are logged once per cause at INFO (a summary line), each one at DEBUG (`-v`).
     """
 
     def __init__(
@@ -297,8 +318,11 @@ class ApiClient:
         follow_redirects: bool = False,
         sleep: Callable[[float], None] = stoppable_sleep,
         decode: Callable[[bytes], Any] = orjson.loads,
+        url_setting: str = "base_url",
     ) -> None:
         self.base_url = base_url
+        # the setting that holds the API's address, named when the address answers 404
+        self.url_setting = url_setting
         # the JSON decoder of answers (`numbers.loads_exact` keeps every digit of long numbers)
         self.decode = decode
         self.retry = retry or RetryPolicy()
@@ -306,6 +330,9 @@ class ApiClient:
         self._sleep = sleep
         self.requests_sent = 0
         self._count_lock = threading.Lock()
+        # the error of the first request that gave up after every retry
+        self._gave_up: LxpSyncError | None = None
+        self._retry_causes: set[str] = set()
         self.http = httpx.Client(
             base_url=base_url,
             auth=auth,
@@ -359,11 +386,13 @@ class ApiClient:
                 )
             except httpx.TransportError as exc:
                 self.pacer.release(ticket, None)
-                if attempt >= policy.max_retries:
-                    raise ConnectionFailedError(
-                        f"no answer from {self._where(url)}: {type(exc).__name__}",
-                        resource=resource,
-                        page=page,
+                if attempt >= policy.max_retries or self.gave_up:
+                    raise self.give_up(
+                        ConnectionFailedError(
+                            f"no answer from {self._where(url)}: {type(exc).__name__}",
+                            resource=resource,
+                            page=page,
+                        )
                     ) from None
                 self.backoff(attempt, None, resource, page, type(exc).__name__)
                 attempt += 1
@@ -375,33 +404,36 @@ class ApiClient:
                 self.pacer.release(
                     ticket, response.headers, retry_after if response.status_code == 429 else None
                 )
-                if attempt >= policy.max_retries:
-                    raise error_for(response, resource, page)
-                self.backoff(attempt, retry_after, resource, page, f"HTTP {response.status_code}")
+                if attempt >= policy.max_retries or self.gave_up:
+                    raise self.give_up(error_for(response, resource, page))
+                why = f"HTTP {response.status_code}"
+                self.backoff(attempt, retry_after, resource, page, why)
                 attempt += 1
                 continue
             self.pacer.release(ticket, response.headers)
             if response.status_code >= 400:
                 granted = getattr(self.http.auth, "granted_scope", None)
-                raise error_for(response, resource, page, granted)
+                raise error_for(response, resource, page, granted, self.url_setting)
             if response.is_redirect:
                 raise RequestError(
                     f"the API redirected to {response.headers.get('location')!r}",
                     resource=resource,
                     page=page,
                     status=response.status_code,
-                    hint="Set `base_url` to the address it redirects to",
+                    hint=f"Set `{self.url_setting}` to the address it redirects to",
                 )
             try:
                 return self.decode(response.content), response
             except ValueError:  # orjson's and json's decode errors both are
-                if attempt >= policy.max_retries:
-                    raise ResponseFormatError(
-                        f"the answer from {self._where(url)} is not JSON",
-                        resource=resource,
-                        page=page,
-                        status=response.status_code,
-                        request_id=request_id_of(response),
+                if attempt >= policy.max_retries or self.gave_up:
+                    raise self.give_up(
+                        ResponseFormatError(
+                            f"the answer from {self._where(url)} is not JSON",
+                            resource=resource,
+                            page=page,
+                            status=response.status_code,
+                            request_id=request_id_of(response),
+                        )
                     ) from None
                 self.backoff(attempt, None, resource, page, "a malformed body")
                 attempt += 1
@@ -414,12 +446,45 @@ class ApiClient:
         full = self.http.base_url.join(url) if not url.startswith("http") else httpx.URL(url)
         return str(full.copy_with(query=None))
 
+    @property
+    def gave_up(self) -> bool:
+        """Whether a request of this client gave up after every retry (no more retries then)."""
+        return self._gave_up is not None
+
+    def give_up(self, error: LxpSyncError) -> LxpSyncError:
+        """`error`, after every retry: the requests waiting to retry end with it too."""
+        with self._count_lock:
+            if self._gave_up is None:
+                self._gave_up = error
+        return error
+
     def backoff(
         self, attempt: int, hint: float | None, resource: str | None, page: Any, why: str
     ) -> None:
-        """Wait before retry `attempt + 1` (and say why): the policy's delay, or the server's."""
+        """Wait before retry `attempt + 1` (and say why): the policy's delay, or the server's.
+
+        The wait ends with the error of a request that gives up meanwhile.
+        """
         delay = self.retry.delay(attempt, hint)
         activity.current().retry(resource)
         where = f"{resource} page {page}" if page is not None else str(resource)
-        log.info("%s: %s, retry %d in %.2fs", where, why, attempt + 1, delay)
-        self._sleep(delay)
+        with self._count_lock:
+            first = why not in self._retry_causes
+            self._retry_causes.add(why)
+        if first and not log.isEnabledFor(logging.DEBUG):  # -v: the line below says it
+            log.info(
+                "%s: %s; retrying with backoff, up to %d times (-v shows every retry)",
+                where,
+                why,
+                self.retry.max_retries,
+            )
+        log.debug("%s: %s, retry %d in %.2fs", where, why, attempt + 1, delay)
+        deadline = time.monotonic() + delay
+        while True:
+            gave_up = self._gave_up
+            if gave_up is not None:
+                raise copy.copy(gave_up)  # a copy: each thread's traceback is its own
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._sleep(min(left, GIVE_UP_CHECK_S))

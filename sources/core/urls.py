@@ -29,6 +29,12 @@ def require_https(url: str, *, setting: str, source: str, allow_insecure_http: b
     Tokens, client secrets and JWTs travel with every request, so plain http is refused for any
     host but this machine unless the source's `allow_insecure_http` says otherwise.
     """
+    if isinstance(url, str) and "<" in url and ">" in url:
+        raise ConfigurationError(
+            f"{setting} {url!r} is still the example's placeholder",
+            resource=source,
+            hint=f"Set `{setting}` under [sources.{source}] to your own address",
+        )
     try:
         parsed = httpx.URL(url.strip())
     except (httpx.InvalidURL, TypeError):

@@ -11,6 +11,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient
 from lxp_sync.sources.core.selection import select_resources
@@ -192,7 +193,7 @@ def metadata_resources(
         yield rows
 
     json_columns = {"options": {"data_type": "json"}, "columns": {"data_type": "json"}}
-    return {
+    resources = {
         "workspaces": dlt.resource(
             workspaces, name="workspaces", primary_key="id", write_disposition="replace"
         ),
@@ -211,6 +212,14 @@ def metadata_resources(
             columns=json_columns,
         ),
     }
+    counts = {
+        "workspaces": len(catalog.workspaces),
+        "tables": len(catalog.tables),
+        "fields": sum(len(table_fields) for table_fields in catalog.fields.values()),
+    }
+    for name, resource in resources.items():  # read with the catalog, when the source is made
+        with_read_plan(resource, ReadPlan(replace=True, total=counts[name]))
+    return resources
 
 
 @with_config(sections=("sources", "pitchly"))

@@ -19,6 +19,7 @@ from lxp_sync.sources.core.errors import AuthenticationError, ConfigurationError
 from lxp_sync.sources.core.graphql import GraphQLClient, IntrospectedSchema, unwrap
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 from lxp_sync.sources.core.numbers import loads_exact
+from lxp_sync.sources.core.secrets import require_credential
 from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.pitchly.naming import configured_name, default_table_name
 from lxp_sync.sources.pitchly.settings import AUTH_MODES
@@ -62,6 +63,10 @@ def make_auth(
 ) -> RenewableTokenAuth:
     """The `httpx.Auth` of one of Pitchly's three ways to authenticate an app."""
     what = f"{SOURCE}.token"
+    client_id = require_credential(client_id, setting="client_id", source=SOURCE, secret=False)
+    client_secret = require_credential(client_secret, setting="client_secret", source=SOURCE)
+    if refresh_token and auth_mode == "refresh_token":  # none: the saved one is used
+        refresh_token = require_credential(refresh_token, setting="refresh_token", source=SOURCE)
     if auth_mode in ("client_credentials", "refresh_token"):  # a JWT is minted here, not fetched
         require_https(
             token_url, setting="token_url", source=SOURCE, allow_insecure_http=allow_insecure_http
@@ -142,6 +147,7 @@ def graphql_client(
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
         decode=loads_exact,  # Number fields may hold more digits than a double
+        url_setting="graphql_url",
     )
     return GraphQLClient(api, path, source=SOURCE, renew_auth=auth.invalidate)
 

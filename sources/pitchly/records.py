@@ -34,7 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
+from lxp_sync.sources.core.arrow import with_load_id
 from lxp_sync.sources.core.completeness import KeySet
+from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient, relay_pages
 from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
@@ -138,10 +140,12 @@ class TableRun:
         options: RecordsOptions,
         name: str,
         seen: KeySet | None = None,
+        reads: ReadPlan | None = None,
     ) -> None:
         self.gql, self.connection, self.plan, self.options = gql, connection, plan, options
         self.name = name
         self.seen = seen  # receives the ids of the records read
+        self.reads = reads or ReadPlan()  # told the count of the first page
         self.resource = f"{gql.source}.{name}"
         self.state = table_state(plan.table_id)
         self.layout = layout_signature(plan.layout)
@@ -230,6 +234,7 @@ class TableRun:
             max_pages=self.options.max_pages,
             seen=self.seen,
         ):
+            self.reads.counted(page.total)
             yield page.nodes
 
     def incremental_pages(self, cursor: str) -> Iterator[list[dict[str, Any]]]:
@@ -373,20 +378,30 @@ def records_resource(
     without Updated At is replaced by every run, deleted records and all.
     """
     listing = _key_listing(gql, connection, plan, options)
+    reads = ReadPlan(
+        cursor=plan.updated[1] if plan.updated else None,
+        server_filter="filter: Updated At is-on-or-after the cursor" if plan.updated else None,
+        replace=plan.updated is None,
+        note="reads every record again when the table's fields change or records were deleted"
+        if plan.updated
+        else "",
+    )
 
     def read() -> Iterator[Any]:
         name = names.names()[plan.table_id]
         seen = listing.fresh_read() if listing else None
-        yield from TableRun(gql, connection, plan, options, name, seen).rows()
+        reads.total = None
+        yield from TableRun(gql, connection, plan, options, name, seen, reads).rows()
 
     resource = dlt.resource(
         read,
         name=plan.resource_name,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
-        columns=plan.hints,
+        columns=with_load_id(plan.hints),
         parallelized=True,
     )
+    with_read_plan(resource, reads)
     return with_listing(resource, listing) if listing else resource
 
 

@@ -10,11 +10,13 @@ import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core.arrow import batched_arrow
+from lxp_sync.sources.core.arrow import batched_arrow, with_load_id
 from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
+from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
 from lxp_sync.sources.core.paging import parse_datetimes
+from lxp_sync.sources.core.secrets import require_credential
 from lxp_sync.sources.core.selection import select_resources
 from lxp_sync.sources.core.sweep import KeyListing, with_listing
 from lxp_sync.sources.core.urls import require_https
@@ -47,7 +49,7 @@ def plusplus_rest_source(
     selected = select_resources("plusplus_rest", REST_ENDPOINTS, resources)
     client = ApiClient(
         _rest_root(base_url, allow_insecure_http),
-        TokenAuth(api_token, "Bearer"),
+        _rest_auth(api_token),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
         max_connections=max(4, concurrency * 2),
@@ -74,6 +76,10 @@ def _rest_root(base_url: str, allow_insecure_http: bool) -> str:
         allow_insecure_http=allow_insecure_http,
     )
     return url.strip().rstrip("/") + "/"
+
+
+def _rest_auth(api_token: str) -> TokenAuth:
+    return TokenAuth(require_credential(api_token, setting="api_token", source="plusplus_rest"))
 
 
 def _rest_resource(
@@ -106,6 +112,14 @@ def _rest_resource(
         # a row read twice in one run (the list moved) lands once: the newest copy
         hints[cursor] = {**hints[cursor], "dedup_sort": "desc"}
     lag = refresh_window_days * 86400 if endpoint.refresh_window else None
+    plan = ReadPlan(
+        cursor=cursor,
+        server_filter=f"{endpoint.server_cursor}_gte" if endpoint.server_cursor else None,
+        note=f"re-reads the rows created in the {refresh_window_days:g} days before the cursor "
+        "(refresh_window_days), keeping those that changed"
+        if endpoint.refresh_window
+        else "",
+    )
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
@@ -113,6 +127,7 @@ def _rest_resource(
         ),
     ) -> Iterator[list[dict[str, Any]]]:
         params = cursor_params(endpoint, updated.start_value if updated else None)
+        plan.total = None
         pages = read_pages(
             client,
             resource,
@@ -123,6 +138,7 @@ def _rest_resource(
             max_pages=max_pages,
             started=datetime.now(UTC),
             seen=listing.fresh_read(),
+            counted=plan.counted,
         )
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
@@ -137,17 +153,15 @@ def _rest_resource(
                     parse_datetimes(rows, cursor)
                 yield rows
 
-    return with_listing(
-        dlt.resource(
-            read,
-            name=name,
-            primary_key=REST_PRIMARY_KEY,
-            write_disposition="merge",
-            columns=hints,
-            parallelized=True,
-        ),
-        listing,
+    made = dlt.resource(
+        read,
+        name=name,
+        primary_key=REST_PRIMARY_KEY,
+        write_disposition="merge",
+        columns=with_load_id(hints) if endpoint.arrow else hints,
+        parallelized=True,
     )
+    return with_read_plan(with_listing(made, listing), plan)
 
 
 @dlt.source(name="plusplus_graphql", section="plusplus_graphql")
@@ -190,7 +204,7 @@ def check_plusplus_rest(
 ) -> str:
     with ApiClient(
         _rest_root(base_url, allow_insecure_http),
-        TokenAuth(api_token, "Bearer"),
+        _rest_auth(api_token),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=2),
     ) as client:

@@ -6,6 +6,7 @@ from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import ConnectionOptions
 from lxp_sync.sources.core.graphql import GraphQLClient
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.secrets import require_credential
 from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.plusplus.settings import (
     GRAPHQL_CURSOR_FIELDS,
@@ -36,7 +37,7 @@ def graphql_client(
     )
     api = ApiClient(
         url,
-        TokenAuth(api_token, "Token"),
+        TokenAuth(require_credential(api_token, setting="api_token", source=SOURCE), "Token"),
         timeout=timeout_s,
         retry=RetryPolicy(max_retries=max_retries),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,13 +33,14 @@ def read_pages(
     max_pages: int | None = None,
     started: datetime | None = None,
     seen: KeySet | None = None,
+    counted: Callable[[int], None] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every row of a list endpoint once, checked against `meta.total_count` (on every page).
 
     Page 1 gives the count, the other pages are fetched concurrently; a list that changes while
     it is read is read again where it moved (`sources/core/completeness.py`). `started`: when the
     run began, for rows read twice whose cursor says they changed during the read. `seen`
-    receives the keys yielded.
+    receives the keys yielded; `counted`, the count of the first page.
     """
     base_params = {**(params or {}), "page_size": page_size}
 
@@ -71,6 +72,7 @@ def read_pages(
         keep_repeat=fresh,
         max_pages=max_pages,
         seen=seen,
+        counted=counted,
     )
 
 

@@ -8,6 +8,7 @@ from lxp_sync.sources.core.auth import OAuth2ClientCredentials, TokenCache
 from lxp_sync.sources.core.errors import ConfigurationError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.secrets import require_credential
 from lxp_sync.sources.core.urls import require_https
 from lxp_sync.sources.pluvo.settings import CONNECTION_PREFIX, GRAPHQL_PATH, TOKEN_PATH
 
@@ -15,12 +16,15 @@ from lxp_sync.sources.pluvo.settings import CONNECTION_PREFIX, GRAPHQL_PATH, TOK
 def organization_root(base_url: str) -> str:
     """`https://acme.pluvo.com` -> `https://acme.pluvo.com/`; a pasted `.../graphql/` is trimmed."""
     url = (base_url or "").strip()
+    if "<" in url:  # `https://<organization>.pluvo.com/`, as config.toml shows it
+        require_https(url, setting="base_url", source="pluvo", allow_insecure_http=False)
     parsed = httpx.URL(url) if url else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigurationError(
             f"base_url {url!r} is not an http(s) URL",
             resource="pluvo",
-            hint="Set it to your organization's root, e.g. https://acme.pluvo.com/",
+            hint="Set `base_url` under [sources.pluvo] to your organization's root, "
+            "e.g. https://acme.pluvo.com/",
         )
     url = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
     for suffix in (GRAPHQL_PATH, TOKEN_PATH):
@@ -58,6 +62,8 @@ def pluvo_client(
     allow_insecure_http: bool = False,
 ) -> tuple[GraphQLClient, OAuth2ClientCredentials]:
     """The GraphQL client of one organization, authenticated with client credentials."""
+    client_id = require_credential(client_id, setting="client_id", source="pluvo", secret=False)
+    client_secret = require_credential(client_secret, setting="client_secret", source="pluvo")
     # the token URL is the root's, so one check covers the client secret and the token
     require_https(root, setting="base_url", source="pluvo", allow_insecure_http=allow_insecure_http)
     auth = OAuth2ClientCredentials(

@@ -17,28 +17,15 @@ from pathlib import Path
 import dlt
 import pytest
 
-from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import pipeline_name
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.compare import Rows
-from tests.helpers import lxp_sync
+from tests.helpers import lxp_sync, source_env
 from tests.support.warehouse import DuckDBWarehouse
 from tests.test_destinations import CASES
 
 REPO = Path(__file__).resolve().parents[2]
 RECOVERED = "a previous run did not finish"
-
-
-def source_env(source: str, sandbox: SandboxProcess, workdir: Path) -> dict[str, str]:
-    """The command's settings for `source` against the sandbox, its state and DuckDB in `workdir`."""
-    args = SOURCES[source].sandbox_args(sandbox.url)
-    env = {f"SOURCES__{source.upper()}__{key.upper()}": str(value) for key, value in args.items()}
-    return {
-        **env,
-        "DLT_DATA_DIR": str(workdir / "dlt_data"),
-        "DESTINATION__DUCKDB__CREDENTIALS": str(workdir / "warehouse.duckdb"),
-        "PYTHONPATH": str(REPO),  # for `python -m tests.support.killpoints`
-    }
 
 
 def run_args(source: str, *extra: str) -> list[str]:
