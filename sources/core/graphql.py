@@ -25,8 +25,10 @@ from lxp_sync.sources.core.errors import (
     DataMismatchError,
     GraphQLQueryError,
     PermissionDeniedError,
+    RequestError,
 )
 from lxp_sync.sources.core.http import ApiClient, request_id_of
+from lxp_sync.sources.core.limits import PageSizes
 from lxp_sync.sources.core.paging import Progress
 
 log = logging.getLogger("lxp_sync")
@@ -39,9 +41,10 @@ query LxpIntrospection {
       kind name
       fields(includeDeprecated: true) {
         name isDeprecated deprecationReason
-        args { name type { ...TypeRef } }
+        args { name defaultValue type { ...TypeRef } }
         type { ...TypeRef }
       }
+      interfaces { name }
     }
   }
 }
@@ -78,14 +81,63 @@ def type_ref_str(type_ref: Mapping[str, Any]) -> str:
     return type_ref["name"]
 
 
+# Arguments of a connection that page it; any other argument is a filter.
+PAGING_ARGS = frozenset({"first", "last", "after", "before"})
+# Arguments of a parent's root connection that select one parent by its key, in order.
+KEY_FILTERS = ("{key}", "{key}_in", "{key}__in", "{key}s")
+# The variable a nested connection's query names its parent with.
+PARENT_VARIABLE = "lxp_parent"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one parent's nested connection is asked for on its own: through `node(id:)`, or the
+    parent's root connection filtered to that parent (`events(pk: [412], first: 1)`)."""
+
+    parent_type: str
+    key: str  # the parent's field whose value names it (`id`, `pk`)
+    argument: str  # the argument that takes it
+    argument_type: str  # its GraphQL type, as a variable declares it
+    root: str  # `node`, or the root connection's name
+    is_list: bool = False  # the argument takes a list of keys
+
+    def open(self, inner: str) -> str:
+        """`inner` (the nested connection's field) inside the query that reaches the parent."""
+        value = f"${PARENT_VARIABLE}"
+        if self.root == "node":
+            return f"node({self.argument}: {value}) {{ ... on {self.parent_type} {{ {inner} }} }}"
+        return (
+            f"{self.root}({self.argument}: {value}, first: 1) {{ edges {{ node {{ {inner} }} }} }}"
+        )
+
+    def value(self, parent: Mapping[str, Any]) -> Any:
+        """The variable's value for one parent row."""
+        return [parent[self.key]] if self.is_list else parent[self.key]
+
+    def locate(self, data: Any, name: str) -> Any:
+        """The nested connection's object in an answer's `data` (None where it is missing)."""
+        parent = data.get(self.root) if isinstance(data, dict) else None
+        if self.root != "node":
+            edges = parent.get("edges") if isinstance(parent, dict) else None
+            parent = edges[0].get("node") if isinstance(edges, list) and len(edges) == 1 else None
+        return parent.get(name) if isinstance(parent, dict) else None
+
+
 @dataclass(frozen=True)
 class Connection:
-    """A root relay connection found by introspection."""
+    """A relay connection found by introspection: a root field, or one inside a node (`route`)."""
 
     name: str
     node_type: str
     args: dict[str, str]  # argument name -> GraphQL type, as written in a variable declaration
     count_field: str | None  # `totalCount` or `count` when the connection has one
+    route: Route | None = None  # inside a node: how one parent's list is read on its own
+    parent: str | None = None  # inside a node: the parent's root connection (for messages)
+
+    @property
+    def path(self) -> str:
+        """`events`, or `events.presenters` for a connection inside a node."""
+        return f"{self.parent}.{self.name}" if self.parent else self.name
 
 
 @dataclass
@@ -105,27 +157,107 @@ class IntrospectedSchema:
     def fields(self, type_name: str) -> dict[str, dict[str, Any]]:
         return {f["name"]: f for f in self.types.get(type_name, {}).get("fields") or []}
 
+    def connection_of(self, a_field: Mapping[str, Any]) -> Connection | None:
+        """The relay connection (`edges { node }`) a field returns, None for any other field."""
+        kind, type_name, is_list = unwrap(a_field["type"])
+        if kind != "OBJECT" or is_list:
+            return None
+        conn_fields = self.fields(type_name)
+        if "edges" not in conn_fields:
+            return None
+        _, edge_type, _ = unwrap(conn_fields["edges"]["type"])
+        node = self.fields(edge_type).get("node")
+        if node is None:
+            return None
+        _, node_type, _ = unwrap(node["type"])
+        count_field = next((c for c in ("totalCount", "count") if c in conn_fields), None)
+        args = {a["name"]: type_ref_str(a["type"]) for a in a_field.get("args") or []}
+        return Connection(a_field["name"], node_type, args, count_field)
+
     def connections(self) -> dict[str, Connection]:
         """Every root field whose type is a relay connection (`edges { node }`)."""
         found = {}
         for name, root_field in self.fields(self.query_type).items():
             if root_field.get("isDeprecated"):
                 continue
-            kind, type_name, is_list = unwrap(root_field["type"])
-            if kind != "OBJECT" or is_list:
-                continue
-            conn_fields = self.fields(type_name)
-            if "edges" not in conn_fields:
-                continue
-            _, edge_type, _ = unwrap(conn_fields["edges"]["type"])
-            node = self.fields(edge_type).get("node")
-            if node is None:
-                continue
-            _, node_type, _ = unwrap(node["type"])
-            count_field = next((c for c in ("totalCount", "count") if c in conn_fields), None)
-            args = {a["name"]: type_ref_str(a["type"]) for a in root_field.get("args") or []}
-            found[name] = Connection(name, node_type, args, count_field)
+            connection = self.connection_of(root_field)
+            if connection is not None:
+                found[name] = connection
         return found
+
+    def required_filters(self, a_field: Mapping[str, Any]) -> list[str]:
+        """Arguments other than paging ones that a field requires and has no default for."""
+        return [
+            a["name"]
+            for a in a_field.get("args") or []
+            if a["type"]["kind"] == "NON_NULL"
+            and a.get("defaultValue") is None
+            and a["name"] not in PAGING_ARGS
+        ]
+
+    def nested_connections(self, type_name: str, parent: str) -> dict[str, Connection]:
+        """Connections inside a node that can be loaded: not deprecated, paged by `first`,
+        without a required filter, nodes with an identity field (see `nested_left_out`)."""
+        return {
+            name: connection
+            for name, (connection, why) in self._nested(type_name, parent).items()
+            if why is None
+        }
+
+    def nested_left_out(self, type_name: str, parent: str) -> dict[str, str]:
+        """Connections inside a node that are not loaded, and why."""
+        return {name: why for name, (_, why) in self._nested(type_name, parent).items() if why}
+
+    def _nested(self, type_name: str, parent: str) -> dict[str, tuple[Connection, str | None]]:
+        out: dict[str, tuple[Connection, str | None]] = {}
+        route = self.route(type_name)
+        for name, node_field in self.fields(type_name).items():
+            if node_field.get("isDeprecated"):
+                continue
+            found = self.connection_of(node_field)
+            if found is None:
+                continue
+            connection = Connection(
+                name, found.node_type, found.args, found.count_field, route, parent
+            )
+            why = None
+            required = self.required_filters(node_field)
+            if "first" not in connection.args:
+                why = "it takes no `first` argument"
+            elif required:
+                why = f"it requires the filter {', '.join(required)}, which has no default"
+            elif self.identity_field(found.node_type) is None:
+                why = f"its nodes ({found.node_type}) have no `pk` or `id`"
+            out[name] = (connection, why)
+        return out
+
+    def route(self, type_name: str) -> Route | None:
+        """How one node of `type_name` is asked for again: `node(id:)` where the type
+        implements the `node` field's interface, else its root connection filtered by key."""
+        fields = self.fields(type_name)
+        node = self.fields(self.query_type).get("node")
+        interfaces = {i["name"] for i in self.types.get(type_name, {}).get("interfaces") or []}
+        if node is not None and "id" in fields:
+            _, interface, _ = unwrap(node["type"])
+            id_arg = next((a for a in node.get("args") or [] if a["name"] == "id"), None)
+            if interface in interfaces and id_arg is not None:
+                return Route(type_name, "id", "id", type_ref_str(id_arg["type"]), "node")
+        for connection in self.connections().values():
+            if connection.node_type != type_name:
+                continue
+            for key in IDENTITY_FIELDS:
+                if key not in fields:
+                    continue
+                _, key_type, _ = unwrap(fields[key]["type"])
+                for pattern in KEY_FILTERS:
+                    argument = pattern.format(key=key)
+                    declared = connection.args.get(argument)
+                    if declared is None or declared.strip("[]!") != key_type:
+                        continue
+                    return Route(
+                        type_name, key, argument, declared, connection.name, "[" in declared
+                    )
+        return None
 
     def identity_field(self, type_name: str) -> str | None:
         fields = self.fields(type_name)
@@ -196,6 +328,14 @@ class GraphQLClient:
         self.renew_auth = renew_auth
         self._schema: IntrospectedSchema | None = None
         self._schema_lock = threading.Lock()
+        self._page_sizes: PageSizes | None = None
+
+    def page_sizes(self, size: int) -> PageSizes:
+        """The page sizes of this source's connections (`size`: where they start), one a run."""
+        with self._schema_lock:
+            if self._page_sizes is None:
+                self._page_sizes = PageSizes(size)
+            return self._page_sizes
 
     def request(
         self,
@@ -295,14 +435,29 @@ class RelayPage:
 
 
 def relay_query(connection: Connection, selection: str, filters: Mapping[str, Any]) -> str:
-    """The paging query of one connection, with `first`, `after` and the filters as variables."""
+    """The paging query of one connection, with `first`, `after` and the filters as variables
+    (and, inside a node, the parent's key, reached by the connection's route)."""
     names = ["first", "after", *filters]
-    declared = ", ".join(f"${n}: {connection.args.get(n, 'String')}" for n in names)
+    declared = [f"${n}: {connection.args.get(n, 'String')}" for n in names]
     passed = ", ".join(f"{n}: ${n}" for n in names)
     count = f" {connection.count_field}" if connection.count_field else ""
+    inner = (
+        f"{connection.name}({passed}) {{ "
+        f"edges {{ node {{ {selection} }} }} pageInfo {{ hasNextPage endCursor }}{count} }}"
+    )
+    if connection.route is not None:
+        declared.append(f"${PARENT_VARIABLE}: {connection.route.argument_type}")
+        inner = connection.route.open(inner)
+    return f"query LxpPage({', '.join(declared)}) {{ {inner} }}"
+
+
+def nested_field(connection: Connection, selection: str) -> str:
+    """A connection inside a node as the parent's query selects it: its first page, as large as
+    the parent's (`$first`), with what tells whether it has more."""
+    count = f" {connection.count_field}" if connection.count_field else ""
     return (
-        f"query LxpPage({declared}) {{ {connection.name}({passed}) {{ "
-        f"edges {{ node {{ {selection} }} }} pageInfo {{ hasNextPage endCursor }}{count} }} }}"
+        f"{connection.name}(first: $first) {{ edges {{ node {{ {selection} }} }} "
+        f"pageInfo {{ hasNextPage endCursor }}{count} }}"
     )
 
 
@@ -340,15 +495,53 @@ def relay_pages(
     progress: Progress | None = None,
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     seen: KeySet | None = None,
+    parent: Mapping[str, Any] | None = None,
 ) -> Iterator[RelayPage]:
     """Every row of a relay connection once, `first`/`after`, checked page by page and against
     the connection's count where it has one (see `completeness`); read again from the start
-    when the list moved during a pass. `seen`: an empty set that receives the keys yielded."""
+    when the list moved during a pass. `seen`: an empty set that receives the keys yielded.
+    `parent`: the parent row of a connection inside a node (read through its route).
+
+    A page size the API refuses is lowered to the limit the refusal names (`limits`) and the
+    page asked for again; the size is remembered for the run."""
     filters = dict(filters or {})
     query = relay_query(connection, selection, filters)
+    if connection.route is not None:
+        if parent is None:
+            raise ValueError(f"{connection.path}: a connection inside a node needs its parent")
+        filters[PARENT_VARIABLE] = connection.route.value(parent)
     ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
     progress = progress or Progress(resource)
-    size, settled, why = page_size, False, None
+    sizes = gql.page_sizes(page_size)
+    label = f"{gql.source}.{connection.path}"
+    size, settled, why = min(page_size, sizes.size(label)), False, None
+
+    def fetch(state: _Pass, after: str | None, page: int) -> _Received:
+        while True:
+            variables = {"first": state.size, "after": after, **filters}
+            try:
+                return fetch_checked(
+                    gql.api,
+                    functools.partial(
+                        _read_relay_page,
+                        gql,
+                        query,
+                        variables,
+                        connection,
+                        key,
+                        state,
+                        resource,
+                        page,
+                    ),
+                    resource=resource,
+                    page=page,
+                )
+            except (GraphQLQueryError, RequestError) as error:
+                lowered = sizes.lower(label, state.size, error.message, "first")
+                if lowered is None:
+                    raise
+                state.size = lowered
+
     while True:
         ledger.new_pass(why)
         progress.passes = ledger.passes
@@ -357,15 +550,7 @@ def relay_pages(
         page = 0
         while True:
             page += 1
-            variables = {"first": state.size, "after": after, **filters}
-            got = fetch_checked(
-                gql.api,
-                functools.partial(
-                    _read_relay_page, gql, query, variables, connection, key, state, resource, page
-                ),
-                resource=resource,
-                page=page,
-            )
+            got = fetch(state, after, page)
             state.settled = True
             state.received += len(got.nodes)
             if got.total is not None:
@@ -401,7 +586,10 @@ def _read_relay_page(
     answer = gql.request(query, variables, resource=resource, page=page)
     facts = {"request_id": answer.request_id, "status": answer.status}
     name = connection.name
-    conn = answer.data.get(name) if isinstance(answer.data, dict) else None
+    if connection.route is not None:
+        conn = connection.route.locate(answer.data, name)
+    else:
+        conn = answer.data.get(name) if isinstance(answer.data, dict) else None
     if not isinstance(conn, dict):
         what = "no data" if not isinstance(answer.data, dict) else f"data without `{name}`"
         raise PageAnomaly(f"the API answered with {what}", **facts)

@@ -14,6 +14,7 @@ from lxp_sync.sources.core.arrow import batched_arrow
 from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.limits import PageSizes
 from lxp_sync.sources.core.paging import parse_datetimes
 from lxp_sync.sources.core.selection import select_resources
 from lxp_sync.sources.core.sweep import KeyListing, with_listing
@@ -53,6 +54,7 @@ def plusplus_rest_source(
         max_connections=max(4, concurrency * 2),
     )
     page_size = max(1, min(page_size, REST_MAX_PAGE_SIZE))
+    sizes = PageSizes(page_size)  # lowered, for every list, when the API refuses a size
     for name, endpoint in selected:
         yield _rest_resource(
             client,
@@ -62,6 +64,7 @@ def plusplus_rest_source(
             concurrency,
             refresh_window_days,
             max_pages,
+            sizes,
         )
 
 
@@ -84,6 +87,7 @@ def _rest_resource(
     concurrency: int,
     refresh_window_days: float,
     max_pages: int | None,
+    sizes: PageSizes,
 ) -> DltResource:
     resource = f"plusplus_rest.{name}"
     cursor = endpoint.server_cursor or endpoint.client_cursor
@@ -98,6 +102,7 @@ def _rest_resource(
             endpoint,
             page_size=REST_MAX_PAGE_SIZE,
             concurrency=concurrency,
+            sizes=sizes,
         ),
         table=name,
         client=client,
@@ -123,6 +128,7 @@ def _rest_resource(
             max_pages=max_pages,
             started=datetime.now(UTC),
             seen=listing.fresh_read(),
+            sizes=sizes,
         )
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
