@@ -7,7 +7,8 @@ which cursor and which server-side filter.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +25,16 @@ from lxp_sync.sources.core.graphql import (
     relay_pages,
     unwrap,
 )
+from lxp_sync.sources.core.nested import (
+    PARENT_KEY,
+    NestedList,
+    complete_nested,
+    nested_connections,
+)
 from lxp_sync.sources.core.paging import iso_text, parse_datetimes
 from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
+
+log = logging.getLogger("lxp_sync")
 
 # GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
 # (a timestamp column that is null on the first page, ids that look like numbers).
@@ -124,20 +133,9 @@ def connection_resource(
     name = name or connection.name
     resource_name = f"{gql.source}.{name}"
     selection = schema.selection(connection.node_type)
-    hints = column_hints(schema, connection.node_type, options.json_scalars)
-    nested = nested_identities(schema, connection.node_type)
-    for field_name, identity in nested.items():
-        # `event_type { pk }` lands as `event_type__pk`, typed even when every value is null
-        scalar = schema.leaf_fields(schema_type_of(schema, connection.node_type, field_name))
-        data_type = SCALAR_TYPES.get(scalar.get(identity, "ID"), "text")
-        hints[f"{field_name}__{identity}"] = {"data_type": data_type, "nullable": True}
+    hints = node_hints(schema, connection.node_type, options.json_scalars)
     if options.deleted_field and options.hard_delete and options.deleted_field in hints:
         hints[options.deleted_field] = {**hints[options.deleted_field], "hard_delete": True}
-    free_form = {
-        field_name: scalar in JSON_TEXT_SCALARS
-        for field_name, scalar in schema.leaf_fields(connection.node_type).items()
-        if scalar in options.json_scalars
-    }
     cursor = pick_cursor(schema, connection, options)
     if cursor in hints:
         # a row read twice in one run (the list moved) lands once: the newest copy
@@ -149,13 +147,13 @@ def connection_resource(
     # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
-    parse_cursor = cursor if is_datetime else None
-    # the other DateTime fields by the core's rules too (a text that is none stays text)
-    stamps = [
-        f
-        for f, scalar in schema.leaf_fields(connection.node_type).items()
-        if scalar == "DateTime" and f != parse_cursor
-    ]
+    shape = node_shape(schema, connection.node_type, options.json_scalars)
+    lists, nested_hints = _nested_lists(schema, connection, options, resource_name)
+    if lists:
+        selection = " ".join([selection, *(nested.field for nested in lists.values())])
+        route_key = next(iter(lists.values())).connection.route
+        if route_key is not None and route_key.key not in selection.split():
+            selection += f" {route_key.key}"
     listing = key_listing(gql, connection, options, name)
 
     def read(
@@ -180,13 +178,18 @@ def connection_resource(
             seen=listing.fresh_read(),
         ):
             if page.nodes:
-                if nested:
-                    _drop_null_objects(page.nodes, nested)
-                if free_form:
-                    free_form_values(page.nodes, free_form)
-                parse_datetimes(page.nodes, *stamps, strict=False)
-                if parse_cursor:
-                    parse_datetimes(page.nodes, parse_cursor)
+                if lists:
+                    complete_nested(
+                        gql,
+                        page.nodes,
+                        lists,
+                        resource=resource_name,
+                        parent_key=options.primary_key,
+                        page_size=page_size,
+                    )
+                shape(page.nodes)
+                if is_datetime:
+                    parse_datetimes(page.nodes, cursor)  # strictly: a cursor must be a moment
                 yield page.nodes
 
     resource = dlt.resource(
@@ -195,9 +198,87 @@ def connection_resource(
         primary_key=options.primary_key,
         write_disposition="merge",
         columns=hints,
+        nested_hints=nested_hints or None,
         parallelized=True,
     )
     return with_listing(resource, listing)
+
+
+def node_hints(
+    schema: IntrospectedSchema, type_name: str, json_scalars: frozenset[str]
+) -> dict[str, dict[str, Any]]:
+    """Column hints of a node type's table: its scalars, and `x__pk` of its nested objects."""
+    hints = column_hints(schema, type_name, json_scalars)
+    for field_name, identity in nested_identities(schema, type_name).items():
+        # `event_type { pk }` lands as `event_type__pk`, typed even when every value is null
+        scalar = schema.leaf_fields(schema_type_of(schema, type_name, field_name))
+        data_type = SCALAR_TYPES.get(scalar.get(identity, "ID"), "text")
+        hints[f"{field_name}__{identity}"] = {"data_type": data_type, "nullable": True}
+    return hints
+
+
+def node_shape(
+    schema: IntrospectedSchema, type_name: str, json_scalars: frozenset[str]
+) -> Callable[[list[dict[str, Any]]], None]:
+    """Nodes of `type_name`, in place, as their table takes them: null nested objects dropped,
+    free-form values as JSON, DateTime texts parsed by the core's rules (leniently)."""
+    nested = nested_identities(schema, type_name)
+    leaves = schema.leaf_fields(type_name)
+    free_form = {
+        f: scalar in JSON_TEXT_SCALARS for f, scalar in leaves.items() if scalar in json_scalars
+    }
+    stamps = [f for f, scalar in leaves.items() if scalar == "DateTime"]
+
+    def shape(nodes: list[dict[str, Any]]) -> None:
+        if nested:
+            _drop_null_objects(nodes, nested)
+        if free_form:
+            free_form_values(nodes, free_form)
+        if stamps:
+            parse_datetimes(nodes, *stamps, strict=False)
+
+    return shape
+
+
+def _nested_lists(
+    schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions, resource: str
+) -> tuple[dict[str, NestedList], dict[str, Any]]:
+    """The connections inside the nodes of `connection` that load, and their child tables' hints."""
+    found, left_out = nested_connections(schema, connection.node_type, connection.name)
+    for field_name, why in left_out.items():
+        log.info(
+            "%s: the connection %s inside its nodes is not loaded: %s", resource, field_name, why
+        )
+    lists: dict[str, NestedList] = {}
+    hints: dict[str, Any] = {}
+    parent_column = PARENT_KEY.format(key=options.primary_key)
+    parent_type = schema.leaf_fields(connection.node_type).get(options.primary_key, "ID")
+    for field_name, nested in found.items():
+        key = schema.identity_field(nested.node_type)
+        assert key is not None  # `nested_connections` loads only these
+        lists[field_name] = NestedList(
+            nested,
+            schema.selection(nested.node_type),
+            key,
+            node_shape(schema, nested.node_type, options.json_scalars),
+        )
+        columns = node_hints(schema, nested.node_type, options.json_scalars)
+        columns[parent_column] = {
+            "data_type": SCALAR_TYPES.get(parent_type, "text"),
+            "nullable": False,
+        }
+        hints[field_name] = {
+            # dlt names the root table's column hints itself, not a nested table's
+            "columns": {column: {**hint, "name": column} for column, hint in columns.items()},
+            "references": [
+                {
+                    "referenced_table": resource.rsplit(".", 1)[-1],
+                    "columns": [parent_column],
+                    "referenced_columns": [options.primary_key],
+                }
+            ],
+        }
+    return lists, hints
 
 
 def key_listing(

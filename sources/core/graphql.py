@@ -83,8 +83,6 @@ def type_ref_str(type_ref: Mapping[str, Any]) -> str:
 
 # Arguments of a connection that page it; any other argument is a filter.
 PAGING_ARGS = frozenset({"first", "last", "after", "before"})
-# Arguments of a parent's root connection that select one parent by its key, in order.
-KEY_FILTERS = ("{key}", "{key}_in", "{key}__in", "{key}s")
 # The variable a nested connection's query names its parent with.
 PARENT_VARIABLE = "lxp_parent"
 
@@ -184,80 +182,6 @@ class IntrospectedSchema:
             if connection is not None:
                 found[name] = connection
         return found
-
-    def required_filters(self, a_field: Mapping[str, Any]) -> list[str]:
-        """Arguments other than paging ones that a field requires and has no default for."""
-        return [
-            a["name"]
-            for a in a_field.get("args") or []
-            if a["type"]["kind"] == "NON_NULL"
-            and a.get("defaultValue") is None
-            and a["name"] not in PAGING_ARGS
-        ]
-
-    def nested_connections(self, type_name: str, parent: str) -> dict[str, Connection]:
-        """Connections inside a node that can be loaded: not deprecated, paged by `first`,
-        without a required filter, nodes with an identity field (see `nested_left_out`)."""
-        return {
-            name: connection
-            for name, (connection, why) in self._nested(type_name, parent).items()
-            if why is None
-        }
-
-    def nested_left_out(self, type_name: str, parent: str) -> dict[str, str]:
-        """Connections inside a node that are not loaded, and why."""
-        return {name: why for name, (_, why) in self._nested(type_name, parent).items() if why}
-
-    def _nested(self, type_name: str, parent: str) -> dict[str, tuple[Connection, str | None]]:
-        out: dict[str, tuple[Connection, str | None]] = {}
-        route = self.route(type_name)
-        for name, node_field in self.fields(type_name).items():
-            if node_field.get("isDeprecated"):
-                continue
-            found = self.connection_of(node_field)
-            if found is None:
-                continue
-            connection = Connection(
-                name, found.node_type, found.args, found.count_field, route, parent
-            )
-            why = None
-            required = self.required_filters(node_field)
-            if "first" not in connection.args:
-                why = "it takes no `first` argument"
-            elif required:
-                why = f"it requires the filter {', '.join(required)}, which has no default"
-            elif self.identity_field(found.node_type) is None:
-                why = f"its nodes ({found.node_type}) have no `pk` or `id`"
-            out[name] = (connection, why)
-        return out
-
-    def route(self, type_name: str) -> Route | None:
-        """How one node of `type_name` is asked for again: `node(id:)` where the type
-        implements the `node` field's interface, else its root connection filtered by key."""
-        fields = self.fields(type_name)
-        node = self.fields(self.query_type).get("node")
-        interfaces = {i["name"] for i in self.types.get(type_name, {}).get("interfaces") or []}
-        if node is not None and "id" in fields:
-            _, interface, _ = unwrap(node["type"])
-            id_arg = next((a for a in node.get("args") or [] if a["name"] == "id"), None)
-            if interface in interfaces and id_arg is not None:
-                return Route(type_name, "id", "id", type_ref_str(id_arg["type"]), "node")
-        for connection in self.connections().values():
-            if connection.node_type != type_name:
-                continue
-            for key in IDENTITY_FIELDS:
-                if key not in fields:
-                    continue
-                _, key_type, _ = unwrap(fields[key]["type"])
-                for pattern in KEY_FILTERS:
-                    argument = pattern.format(key=key)
-                    declared = connection.args.get(argument)
-                    if declared is None or declared.strip("[]!") != key_type:
-                        continue
-                    return Route(
-                        type_name, key, argument, declared, connection.name, "[" in declared
-                    )
-        return None
 
     def identity_field(self, type_name: str) -> str | None:
         fields = self.fields(type_name)
