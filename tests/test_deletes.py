@@ -201,7 +201,8 @@ def test_a_soft_delete_that_moves_no_cursor_reaches_the_warehouse_through_the_sw
     fresh_sandbox: SandboxProcess, workdir: Path, hard_delete: bool
 ) -> None:
     changing = fresh_sandbox
-    args = {"resources": ["badges"], "hard_delete": hard_delete}
+    # by `created` (the sweep's case): read in full, the run alone would see it
+    args = {"resources": ["badges"], "hard_delete": hard_delete, "incremental_by_created": True}
     sync("plusplus_graphql", changing, workdir, **args)
     deleted = set(changing.mutate(api="plusplus_graphql", entity="badges", delete=2)["deleted"])
     pipeline = sync("plusplus_graphql", changing, workdir, **args)

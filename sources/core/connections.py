@@ -18,6 +18,7 @@ import orjson
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.completeness import changed_since
+from lxp_sync.sources.core.filters import cursor_filter
 from lxp_sync.sources.core.graphql import (
     Connection,
     GraphQLClient,
@@ -64,7 +65,8 @@ class ConnectionOptions:
     primary_key: str
     # cursor fields to try, in order (the first the node type has is used)
     cursor_fields: tuple[str, ...] = ("modified", "updated", "updatedAt", "created", "createdAt")
-    # server-side filter argument per cursor field, e.g. {"modified": "modified_gte"}
+    # server-side filter argument per cursor field, e.g. {"modified": "modified_gte"}, taken
+    # first; others are found by their names (`filters.cursor_filter`)
     server_filters: Mapping[str, str] | None = None
     page_size: int = 100
     max_page_size: int = 100
@@ -76,6 +78,9 @@ class ConnectionOptions:
     filters: Mapping[str, Any] | None = None
     # free-form scalars loaded as one JSON column rather than flattened
     json_scalars: frozenset[str] = FREE_FORM_SCALARS
+    # creation times: a cursor only with `incremental_by_creation` (see `pick_cursor`)
+    creation_cursors: frozenset[str] = frozenset({"created", "createdAt", "created_at"})
+    incremental_by_creation: bool = False
 
 
 def column_hints(
@@ -113,8 +118,70 @@ def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, s
 def pick_cursor(
     schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions
 ) -> str | None:
+    """The cursor field of a connection's nodes; None: every run reads it in full.
+
+    A creation time is no cursor unless `incremental_by_creation`: an edit or a soft delete of
+    a row changes no creation time, so only a full read sees it."""
     fields = schema.leaf_fields(connection.node_type)
-    return next((c for c in options.cursor_fields if fields.get(c) in ("DateTime", "Date")), None)
+    cursor = next((c for c in options.cursor_fields if fields.get(c) in ("DateTime", "Date")), None)
+    if cursor in options.creation_cursors and not options.incremental_by_creation:
+        return None
+    return cursor
+
+
+def server_filter(
+    schema: IntrospectedSchema,
+    connection: Connection,
+    cursor: str | None,
+    options: ConnectionOptions,
+) -> str | None:
+    """The argument that filters `cursor` at or after a value on the server (`filters`)."""
+    if cursor is None:
+        return None
+    cursor_type = schema.leaf_fields(connection.node_type)[cursor]
+    preferred = (options.server_filters or {}).get(cursor)
+    return cursor_filter(connection.args, cursor, cursor_type, preferred)
+
+
+def describe_connections(
+    schema: IntrospectedSchema,
+    connections: Mapping[str, Connection],
+    options: ConnectionOptions,
+) -> list[dict[str, Any]]:
+    """How each resource (name -> its root connection) reads, as plain data, from the schema
+    alone (no request): its key and cursor, whether it reads incrementally on the server
+    (`reads` "server", with `server_filter`), in full with dlt's incremental dropping what it
+    has ("client"), or in full ("full"), its count field, and its connections inside nodes:
+    loaded as child tables (with the route that pages a long list) or left out, and why."""
+    out = []
+    for name, connection in connections.items():
+        cursor = pick_cursor(schema, connection, options)
+        argument = server_filter(schema, connection, cursor, options)
+        loaded, left_out = nested_connections(schema, connection.node_type, connection.name)
+        out.append(
+            {
+                "resource": name,
+                "connection": connection.name,
+                "node_type": connection.node_type,
+                "primary_key": options.primary_key,
+                "cursor": cursor,
+                "reads": "server" if argument else "client" if cursor else "full",
+                "server_filter": argument,
+                "count_field": connection.count_field,
+                "nested": {
+                    field_name: {
+                        "table": f"{name}__{field_name}",
+                        "node_type": nested.node_type,
+                        "parent_key_column": PARENT_KEY.format(key=options.primary_key),
+                        "count_field": nested.count_field,
+                        "long_lists_through": nested.route.root if nested.route else None,
+                    }
+                    for field_name, nested in loaded.items()
+                },
+                "nested_left_out": left_out,
+            }
+        )
+    return out
 
 
 def connection_resource(
@@ -140,9 +207,7 @@ def connection_resource(
     if cursor in hints:
         # a row read twice in one run (the list moved) lands once: the newest copy
         hints[cursor] = {**hints[cursor], "dedup_sort": "desc"}
-    server_arg = (options.server_filters or {}).get(cursor or "")
-    if server_arg and server_arg not in connection.args:
-        server_arg = None
+    server_arg = server_filter(schema, connection, cursor, options)
     page_size = max(1, min(options.page_size, options.max_page_size))
     # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
     # (by dlt's incremental) and kept in state as an aware datetime

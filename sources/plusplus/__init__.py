@@ -167,11 +167,14 @@ def plusplus_graphql_source(
     timeout_s: float = 60.0,
     max_pages: int | None = None,
     allow_insecure_http: bool = False,
+    incremental_by_created: bool = False,
 ) -> Iterator[DltResource]:
     """Every root relay connection of the live schema (or `resources`), merged on `pk`.
 
     Fields come from introspection, so a field PlusPlus adds reaches the warehouse as a new
     column. Rows with `is_deleted` stay as soft deletes, or leave the tables with `hard_delete`.
+    A type with `created` but no `modified` is read in full every run (an edit or soft delete
+    changes no timestamp), or by `created` with `incremental_by_created`.
     """
     gql = graphql_client(
         base_url,
@@ -180,7 +183,12 @@ def plusplus_graphql_source(
         max_retries=max_retries,
         allow_insecure_http=allow_insecure_http,
     )
-    options = connection_options(page_size=page_size, hard_delete=hard_delete, max_pages=max_pages)
+    options = connection_options(
+        page_size=page_size,
+        hard_delete=hard_delete,
+        max_pages=max_pages,
+        incremental_by_created=incremental_by_created,
+    )
     for _, connection in select_resources(
         "plusplus_graphql", gql.schema().connections(), resources
     ):
