@@ -9,9 +9,12 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from lxp_sync.sources.core.completeness import (
     KeySet,
@@ -55,8 +58,35 @@ fragment TypeRef on __Type {
 """
 
 LEAF_KINDS = frozenset({"SCALAR", "ENUM"})
+# dlt's default naming: field names that it makes one column get aliases (`response_keys`)
+_NAMING = NamingConvention()
 # Identity fields of a nested object, in order of preference.
 IDENTITY_FIELDS = ("pk", "id")
+
+
+def response_keys(names: list[str]) -> dict[str, str]:
+    """Each field name -> the key its value comes back under: the name, or an alias where
+    names would land in one warehouse column (`Name` and `name`, `a__b` and `a_b`: dlt's
+    naming makes them one). In such a group the name that is its own column name keeps it
+    (else the first in sorted order), the others become `<name>_<4 hex digits of its crc32>`,
+    stable whatever else the schema has."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(_NAMING.normalize_identifier(name), []).append(name)
+    keys = {name: name for name in names}
+    for column, group in groups.items():
+        if len(group) < 2:
+            continue
+        keeper = column if column in group else sorted(group)[0]
+        for name in group:
+            if name != keeper:
+                keys[name] = f"{name}_{zlib.crc32(name.encode()) & 0xFFFF:04x}"
+    return keys
+
+
+def aliased(key: str, name: str) -> str:
+    """A field as a selection writes it: `name`, or `key: name` where the key is an alias."""
+    return name if key == name else f"{key}: {name}"
 
 
 def unwrap(type_ref: Mapping[str, Any]) -> tuple[str, str, bool]:
@@ -131,6 +161,12 @@ class Connection:
     count_field: str | None  # `totalCount` or `count` when the connection has one
     route: Route | None = None  # inside a node: how one parent's list is read on its own
     parent: str | None = None  # inside a node: the parent's root connection (for messages)
+    field_name: str | None = None  # the field's own name where `name` is an alias of it
+
+    @property
+    def selected(self) -> str:
+        """The field as a query selects it: `name`, or `alias: field`."""
+        return aliased(self.name, self.field_name or self.name)
 
     @property
     def path(self) -> str:
@@ -145,6 +181,7 @@ class IntrospectedSchema:
     query_type: str
     types: dict[str, dict[str, Any]]
     _selections: dict[str, str] = field(default_factory=dict)
+    _fields: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def from_introspection(cls, data: Mapping[str, Any]) -> IntrospectedSchema:
@@ -153,7 +190,14 @@ class IntrospectedSchema:
         return cls(query_type=schema["queryType"]["name"], types=types)
 
     def fields(self, type_name: str) -> dict[str, dict[str, Any]]:
-        return {f["name"]: f for f in self.types.get(type_name, {}).get("fields") or []}
+        """The fields of a type by response key: the field's name, or an alias where names
+        would land in one column (`response_keys`); `f["name"]` is the field's own name."""
+        cached = self._fields.get(type_name)
+        if cached is None:
+            raw = self.types.get(type_name, {}).get("fields") or []
+            keys = response_keys([f["name"] for f in raw])
+            cached = self._fields[type_name] = {keys[f["name"]]: f for f in raw}
+        return cached
 
     def connection_of(self, a_field: Mapping[str, Any]) -> Connection | None:
         """The relay connection (`edges { node }`) a field returns, None for any other field."""
@@ -172,13 +216,21 @@ class IntrospectedSchema:
         args = {a["name"]: type_ref_str(a["type"]) for a in a_field.get("args") or []}
         return Connection(a_field["name"], node_type, args, count_field)
 
+    def connection_at(self, type_name: str, key: str) -> Connection | None:
+        """The connection a field of `type_name` (by response key) returns, named by that key."""
+        a_field = self.fields(type_name)[key]
+        found = self.connection_of(a_field)
+        if found is None or key == a_field["name"]:
+            return found
+        return replace(found, name=key, field_name=a_field["name"])
+
     def connections(self) -> dict[str, Connection]:
         """Every root field whose type is a relay connection (`edges { node }`)."""
         found = {}
         for name, root_field in self.fields(self.query_type).items():
             if root_field.get("isDeprecated"):
                 continue
-            connection = self.connection_of(root_field)
+            connection = self.connection_at(self.query_type, name)
             if connection is not None:
                 found[name] = connection
         return found
@@ -202,12 +254,14 @@ class IntrospectedSchema:
             if any(a["type"]["kind"] == "NON_NULL" for a in node_field.get("args") or []):
                 continue
             kind, field_type, _ = unwrap(node_field["type"])
+            selected = aliased(name, node_field["name"])
             if kind in LEAF_KINDS:
-                parts.append(name)
+                parts.append(selected)
             elif kind == "OBJECT":
                 identity = self.identity_field(field_type)
                 if identity and "edges" not in self.fields(field_type):
-                    parts.append(f"{name} {{ {identity} }}")
+                    real = self.fields(field_type)[identity]["name"]
+                    parts.append(f"{selected} {{ {aliased(identity, real)} }}")
         selection = " ".join(parts)
         self._selections[type_name] = selection
         return selection
@@ -366,7 +420,7 @@ def relay_query(connection: Connection, selection: str, filters: Mapping[str, An
     passed = ", ".join(f"{n}: ${n}" for n in names)
     count = f" {connection.count_field}" if connection.count_field else ""
     inner = (
-        f"{connection.name}({passed}) {{ "
+        f"{connection.selected}({passed}) {{ "
         f"edges {{ node {{ {selection} }} }} pageInfo {{ hasNextPage endCursor }}{count} }}"
     )
     if connection.route is not None:
@@ -380,7 +434,7 @@ def nested_field(connection: Connection, selection: str) -> str:
     the parent's (`$first`), with what tells whether it has more."""
     count = f" {connection.count_field}" if connection.count_field else ""
     return (
-        f"{connection.name}(first: $first) {{ edges {{ node {{ {selection} }} }} "
+        f"{connection.selected}(first: $first) {{ edges {{ node {{ {selection} }} }} "
         f"pageInfo {{ hasNextPage endCursor }}{count} }}"
     )
 

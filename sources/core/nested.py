@@ -18,7 +18,7 @@ replaces a reloaded parent's old child rows), each with the parent's key as `_pa
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lxp_sync.sources.core.errors import DataMismatchError
@@ -63,7 +63,7 @@ def nested_connections(
     for name, node_field in schema.fields(type_name).items():
         if node_field.get("isDeprecated"):
             continue
-        found = schema.connection_of(node_field)
+        found = schema.connection_at(type_name, name)
         if found is None:
             continue
         required = required_filters(node_field)
@@ -74,9 +74,7 @@ def nested_connections(
         elif schema.identity_field(found.node_type) is None:
             left_out[name] = f"its nodes ({found.node_type}) have no `pk` or `id`"
         else:
-            loaded[name] = Connection(
-                name, found.node_type, found.args, found.count_field, route, parent
-            )
+            loaded[name] = replace(found, route=route, parent=parent)
     return loaded, left_out
 
 
