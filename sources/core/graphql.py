@@ -64,21 +64,24 @@ _NAMING = NamingConvention()
 IDENTITY_FIELDS = ("pk", "id")
 
 
-def response_keys(names: list[str]) -> dict[str, str]:
+def response_keys(names: list[str], columns: list[str] | None = None) -> dict[str, str]:
     """Each field name -> the key its value comes back under: the name, or an alias where
-    names would land in one warehouse column (`Name` and `name`, `a__b` and `a_b`: dlt's
-    naming makes them one). In such a group the name that is its own column name keeps it
-    (else the first in sorted order), the others become `<name>_<4 hex digits of its crc32>`,
-    stable whatever else the schema has."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(_NAMING.normalize_identifier(name), []).append(name)
+    fields would land in one warehouse column (`Name` and `name`, `x_` and `xx`, a field
+    `owner__pk` and `owner { pk }`: dlt's naming makes them one). `columns`: each field's
+    column before naming (`owner__pk` for a nested object; default: the names). In such a
+    group the field whose column is already its name keeps it (else the first name in sorted
+    order), the others become `<name>_<4 hex digits of its crc32>`, stable whatever else the
+    schema has."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, column in zip(names, columns or names, strict=True):
+        groups.setdefault(_NAMING.normalize_path(column), []).append((name, column))
     keys = {name: name for name in names}
-    for column, group in groups.items():
+    for normal, group in groups.items():
         if len(group) < 2:
             continue
-        keeper = column if column in group else sorted(group)[0]
-        for name in group:
+        as_is = [name for name, column in group if column == normal]
+        keeper = sorted(as_is or [name for name, _ in group])[0]
+        for name, _ in group:
             if name != keeper:
                 keys[name] = f"{name}_{zlib.crc32(name.encode()) & 0xFFFF:04x}"
     return keys
@@ -195,9 +198,19 @@ class IntrospectedSchema:
         cached = self._fields.get(type_name)
         if cached is None:
             raw = self.types.get(type_name, {}).get("fields") or []
-            keys = response_keys([f["name"] for f in raw])
+            keys = response_keys([f["name"] for f in raw], [self._column(f) for f in raw])
             cached = self._fields[type_name] = {keys[f["name"]]: f for f in raw}
         return cached
+
+    def _column(self, a_field: Mapping[str, Any]) -> str:
+        """The column a field lands in before naming: `owner__pk` for a nested object."""
+        kind, type_name, is_list = unwrap(a_field["type"])
+        if kind == "OBJECT" and not is_list:
+            names = {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
+            identity = next((name for name in IDENTITY_FIELDS if name in names), None)
+            if identity and "edges" not in names:
+                return f"{a_field['name']}__{identity}"
+        return a_field["name"]
 
     def connection_of(self, a_field: Mapping[str, Any]) -> Connection | None:
         """The relay connection (`edges { node }`) a field returns, None for any other field."""
