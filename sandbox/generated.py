@@ -33,14 +33,12 @@ from graphql import (
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLField,
-    GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
     graphql_sync,
@@ -50,6 +48,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lxp_sync_sandbox.base import Api
+from lxp_sync_sandbox.plusplus_graphql_schema import _SCALARS as GRAPHENE_SCALARS
 from lxp_sync_sandbox.plusplus_graphql_schema import (
     Page,
     connection_payload,
@@ -59,19 +58,8 @@ from lxp_sync_sandbox.plusplus_graphql_schema import (
 
 API_TOKEN = "generated-token"
 
-DATETIME = GraphQLScalarType(
-    "DateTime",
-    serialize=lambda value: value,  # the text the spec gives, in whatever form it has
-    parse_value=lambda value: value,
-)
-SCALARS = {
-    "Int": GraphQLInt,
-    "Float": GraphQLFloat,
-    "String": GraphQLString,
-    "Boolean": GraphQLBoolean,
-    "ID": GraphQLID,
-    "DateTime": DATETIME,
-}
+# graphene's scalars, as the PlusPlus variant defines them (a DateTime is sent as the text given)
+SCALARS = {name: GRAPHENE_SCALARS[name] for name in ("Int", "Float", "String", "Boolean", "ID", "DateTime")}  # fmt: skip
 EMPTY_SPEC: dict[str, Any] = {"types": {}, "roots": {}, "rows": {}, "enums": {}}
 
 

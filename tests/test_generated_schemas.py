@@ -409,3 +409,82 @@ def test_the_generated_api_serves_its_spec(generator_sandbox: SandboxProcess) ->
     }
     refused = httpx.post(url, json={"query": "{ things(first: 2) { totalCount } }"}, headers=headers).json()  # fmt: skip
     assert "exceeds the `first` limit of 1 records" in refused["errors"][0]["message"]
+
+
+# -- examples kept as regular tests: what the generator found, and its neighbours ------------------
+
+COLLIDING = Generated(
+    spec={
+        "types": {
+            "T0": [
+                {"name": "Name", "kind": "scalar", "type": "String"},
+                {"name": "name", "kind": "scalar", "type": "String"},
+                {"name": "x_", "kind": "scalar", "type": "Int"},
+                {"name": "xx", "kind": "scalar", "type": "Int"},
+                {"name": "a__b", "kind": "scalar", "type": "Boolean"},
+                {"name": "a_b", "kind": "scalar", "type": "Boolean"},
+                {"name": "owner__pk", "kind": "scalar", "type": "Int"},
+                {"name": "owner", "kind": "object", "target": "T0"},
+                {"name": "PK", "kind": "scalar", "type": "String"},
+                {"name": "select", "kind": "connection", "target": "T0"},
+                {"name": "x" * 70, "kind": "scalar", "type": "String"},
+                {"name": "x" * 69 + "y", "kind": "scalar", "type": "String"},
+            ]
+        },
+        "enums": {},
+        "roots": {"Things__all": "T0"},
+        "rows": {
+            "T0": [
+                {
+                    "pk": 1,
+                    "Name": "A",
+                    "name": "a",
+                    "x_": 1,
+                    "xx": 2,
+                    "a__b": True,
+                    "a_b": False,
+                    "owner__pk": 7,
+                    "owner": 2,
+                    "PK": "p",
+                    "select": [2, 1],
+                    "x" * 70: "long",
+                    "x" * 69 + "y": "longer",
+                },
+                {
+                    "pk": 2,
+                    "Name": None,
+                    "name": "b",
+                    "x_": None,
+                    "xx": 0,
+                    "a__b": None,
+                    "a_b": True,
+                    "owner__pk": None,
+                    "owner": None,
+                    "PK": None,
+                    "select": [],
+                    "x" * 70: None,
+                    "x" * 69 + "y": "名前",
+                },
+            ]
+        },  # fmt: skip
+        "node": False,
+        "page_limit": 1,
+    }
+)
+COLLIDING.expected = {"T0": {row["pk"]: dict(row) for row in COLLIDING.spec["rows"]["T0"]}}
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_fields_that_dlt_would_make_one_column_land_in_columns_of_their_own(
+    generator_sandbox: SandboxProcess, destination: Warehouse
+) -> None:
+    # `Name`/`name`, `x_`/`xx`, a field `owner__pk` beside `owner { pk }`, 63-byte names, a
+    # root name with `__`, a nested connection named `select`, one row a page (`page_limit`)
+    pipeline = sync_generated(generator_sandbox, destination, COLLIDING, page_size=100)
+    assert_loaded_equals_generated(destination, pipeline, COLLIDING)
+    columns = pipeline.default_schema.get_table_columns(
+        pipeline.default_schema.naming.normalize_tables_path("Things__all")
+    )
+    aliased = {c for c in columns if c.startswith(("name_", "xx_", "x__", "owner__pk_", "pk_"))}
+    # `Name`, `x_`, `owner__pk` and `PK` get aliases; `name`, `xx`, `owner { pk }`, `pk` stay
+    assert len(aliased) == 4, sorted(columns)
