@@ -27,7 +27,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lxp_sync.sources.core.graphql import response_keys
+from lxp_sync.sources.core.names import response_keys
 from lxp_sync.sources.plusplus import plusplus_graphql_source
 from lxp_sync_sandbox.generated import API_TOKEN
 from lxp_sync_sandbox.server import SandboxProcess
