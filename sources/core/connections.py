@@ -15,6 +15,7 @@ from typing import Any
 
 import dlt
 import orjson
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.completeness import changed_since
@@ -36,6 +37,7 @@ from lxp_sync.sources.core.paging import iso_text, parse_datetimes
 from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
 
 log = logging.getLogger("lxp_sync")
+_NAMING = NamingConvention()
 
 # GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
 # (a timestamp column that is null on the first page, ids that look like numbers).
@@ -170,7 +172,7 @@ def describe_connections(
                 "count_field": connection.count_field,
                 "nested": {
                     field_name: {
-                        "table": f"{name}__{field_name}",
+                        "table": f"{table_name(name)}__{field_name}",
                         "node_type": nested.node_type,
                         "parent_key_column": PARENT_KEY.format(key=options.primary_key),
                         "count_field": nested.count_field,
@@ -199,6 +201,7 @@ def connection_resource(
     schema = gql.schema()
     name = name or connection.name
     resource_name = f"{gql.source}.{name}"
+    table = table_name(name)
     selection = schema.selection(connection.node_type)
     hints = node_hints(schema, connection.node_type, options.json_scalars)
     if options.deleted_field and options.hard_delete and options.deleted_field in hints:
@@ -213,13 +216,13 @@ def connection_resource(
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
     shape = node_shape(schema, connection.node_type, options.json_scalars)
-    lists, nested_hints = _nested_lists(schema, connection, options, resource_name)
+    lists, nested_hints = _nested_lists(schema, connection, options, table)
     if lists:
         selection = " ".join([selection, *(nested.field for nested in lists.values())])
         route_key = next(iter(lists.values())).connection.route
         if route_key is not None and route_key.key not in selection.split():
             selection += f" {route_key.key}"
-    listing = key_listing(gql, connection, options, name)
+    listing = key_listing(gql, connection, options, name, table)
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
@@ -260,10 +263,11 @@ def connection_resource(
     resource = dlt.resource(
         read,
         name=name,
+        table_name=table,
         primary_key=options.primary_key,
         write_disposition="merge",
         columns=hints,
-        nested_hints=nested_hints or None,
+        nested_hints={**list_hints(schema, connection.node_type), **nested_hints} or None,
         parallelized=True,
     )
     return with_listing(resource, listing)
@@ -293,6 +297,7 @@ def node_shape(
         f: scalar in JSON_TEXT_SCALARS for f, scalar in leaves.items() if scalar in json_scalars
     }
     stamps = [f for f, scalar in leaves.items() if scalar == "DateTime"]
+    stamp_lists = [f for f, scalar in leaves.items() if scalar == "[DateTime]"]
 
     def shape(nodes: list[dict[str, Any]]) -> None:
         if nested:
@@ -301,19 +306,39 @@ def node_shape(
             free_form_values(nodes, free_form)
         if stamps:
             parse_datetimes(nodes, *stamps, strict=False)
+        for name in stamp_lists:  # the items of a list of DateTime, as its child table's value
+            for node in nodes:
+                items = node.get(name)
+                if isinstance(items, list):
+                    wrapped = [{"value": item} for item in items]
+                    parse_datetimes(wrapped, "value", strict=False)
+                    node[name] = [item["value"] for item in wrapped]
 
     return shape
 
 
+def list_hints(schema: IntrospectedSchema, type_name: str) -> dict[str, Any]:
+    """The child tables of a node type's lists of scalars: `value` typed from the GraphQL type
+    (a list of DateTime would otherwise be text or timestamp by what its first texts look like)."""
+    hints: dict[str, Any] = {}
+    for name, scalar in schema.leaf_fields(type_name).items():
+        data_type = SCALAR_TYPES.get(scalar.strip("[]")) if scalar.startswith("[") else None
+        if data_type is None:
+            continue
+        hint: dict[str, Any] = {"name": "value", "data_type": data_type, "nullable": True}
+        if data_type == "timestamp":
+            hint["timezone"] = True
+        hints[name] = {"columns": {"value": hint}}
+    return hints
+
+
 def _nested_lists(
-    schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions, resource: str
+    schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions, table: str
 ) -> tuple[dict[str, NestedList], dict[str, Any]]:
     """The connections inside the nodes of `connection` that load, and their child tables' hints."""
     found, left_out = nested_connections(schema, connection.node_type, connection.name)
     for field_name, why in left_out.items():
-        log.info(
-            "%s: the connection %s inside its nodes is not loaded: %s", resource, field_name, why
-        )
+        log.info("%s: the connection %s inside its nodes is not loaded: %s", table, field_name, why)
     lists: dict[str, NestedList] = {}
     hints: dict[str, Any] = {}
     parent_column = PARENT_KEY.format(key=options.primary_key)
@@ -337,7 +362,7 @@ def _nested_lists(
             "columns": {column: {**hint, "name": column} for column, hint in columns.items()},
             "references": [
                 {
-                    "referenced_table": resource.rsplit(".", 1)[-1],
+                    "referenced_table": table,
                     "columns": [parent_column],
                     "referenced_columns": [options.primary_key],
                 }
@@ -346,8 +371,18 @@ def _nested_lists(
     return lists, hints
 
 
+def table_name(name: str) -> str:
+    """A resource's table: its name, less the `__` that dlt reads as a child table's path
+    (`Things__all` -> `things_all`: dlt's nested hints could not find the parent otherwise)."""
+    return _NAMING.normalize_identifier(name) if "__" in name else name
+
+
 def key_listing(
-    gql: GraphQLClient, connection: Connection, options: ConnectionOptions, name: str
+    gql: GraphQLClient,
+    connection: Connection,
+    options: ConnectionOptions,
+    name: str,
+    table: str | None = None,
 ) -> KeyListing:
     """The deletes sweep's listing: only the key (and the deleted flag), pages as large as a
     data read's (the API's largest unless `page_size` says less)."""
@@ -356,7 +391,7 @@ def key_listing(
         gql,
         connection,
         resource=f"{gql.source}.{name}",
-        table=name,
+        table=table or name,
         key=options.primary_key,
         page_size=max(1, min(options.page_size, options.max_page_size)),
         filters=options.filters,

@@ -170,8 +170,11 @@ class IntrospectedSchema:
             cached = self._fields[type_name] = {keys[f["name"]]: f for f in raw}
         return cached
 
-    def _column(self, a_field: Mapping[str, Any]) -> str:
-        """The column a field lands in before naming: `owner__pk` for a nested object."""
+    def _column(self, a_field: Mapping[str, Any]) -> str | None:
+        """The column a field lands in before naming: `owner__pk` for a nested object; None
+        for a deprecated field, which is never selected."""
+        if a_field.get("isDeprecated"):
+            return None
         kind, type_name, is_list = unwrap(a_field["type"])
         if kind == "OBJECT" and not is_list:
             names = {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
