@@ -1,6 +1,7 @@
 """The PlusPlus Public REST API (seed 002), served at `/plusplus_rest/api/v1`.
 
-`Authorization: Bearer pp_sandbox_demo_token`; page / page_size (<= 100) with `meta.total_count`;
+`Authorization: Bearer pp_sandbox_demo_token`; page / page_size (<= 100, or the `page_limit` set
+through `configure`) with `meta.total_count`;
 the error envelope with a `request_id` (also in `X-Request-Id`); the documented filters; and the
 write endpoints (users, articles, content items, assignments and their state actions, bulk
 archive with HTTP 207). The rows and every write on them live in `sandbox/plusplus_rest_data.py`.
@@ -364,6 +365,18 @@ class PlusPlusRestApi(Api):
         self._data: PlusPlusData | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, tuple[int, list[Record]]] = OrderedDict()
+        # the largest `page_size` answered; more is a 400 field error (variant `page_limit`)
+        self.page_limit = MAX_PAGE_SIZE
+
+    def configure(self, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """`page_limit: n`: a tenant whose lists take at most n rows a page (a larger
+        `page_size` is the API's 400 `validation_error` on `page_size`, naming n)."""
+        spec = dict(spec)
+        result: dict[str, Any] = {}
+        if "page_limit" in spec:
+            self.page_limit = result["page_limit"] = max(1, int(spec.pop("page_limit")))
+        super().configure(spec)
+        return result
 
     @property
     def data(self) -> PlusPlusData:
@@ -478,7 +491,8 @@ class PlusPlusRestApi(Api):
     def _list(self, entity: str, request: Request) -> bytes:
         query = Query(request.query_params)
         page = query.integer("page", 1, 1)
-        page_size = query.integer("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        default = min(DEFAULT_PAGE_SIZE, self.page_limit)
+        page_size = query.integer("page_size", default, 1, self.page_limit)
         filters = Filters(query)
         FILTERS[entity](filters)
         if query.errors:

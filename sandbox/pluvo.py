@@ -20,6 +20,7 @@ Schema: root relay-style connections `paginatedUsers`, `paginatedGroups` (scope 
 number of rows matching the filters (`email` matches case-insensitively). `first` defaults to
 50, and pages hold at most 50 rows: with `page_size_mode` "cap"
 (default) a larger `first` gets 50 rows, with "error" it is a GraphQL error "first must be <= 50".
+`page_limit` (configure) lowers that 50, for an organization whose API is set up with less.
 Rows are ordered by (updatedAt, id) ascending; a cursor encodes that pair, so paging continues
 after the cursor's position even when rows change in between. Two plain root fields, `me` and
 `organisation`, are not connections and need no scope. `Training.settings` is a free-form `JSON`
@@ -725,15 +726,16 @@ class Table:
         filters: dict[str, Any],
         cap: bool,
         offsets: bool = False,
+        limit: int = MAX_PAGE_SIZE,
     ) -> Page:
         if first is None:
-            first = MAX_PAGE_SIZE
+            first = limit
         elif first < 0:
             raise PageError("first must be >= 0")
-        elif first > MAX_PAGE_SIZE:
+        elif first > limit:
             if not cap:
-                raise PageError(f"first must be <= {MAX_PAGE_SIZE}")
-            first = MAX_PAGE_SIZE
+                raise PageError(f"first must be <= {limit}")
+            first = limit
         rows, keys = self.select(filters)
         if offsets:
             start = min(len(rows), decode_offset(after) + 1) if after else 0
@@ -956,6 +958,7 @@ class Settings:
     token_redirect: str | None = None
     cursor_mode: str = "keyset"  # "offset": graphene-style `arrayconnection:N` cursors
     silent_cap: int | None = None  # pages hold at most this many rows, whatever `first` asks
+    page_limit: int = MAX_PAGE_SIZE  # the cap `page_size_mode` applies (an organization's own)
 
 
 @dataclass
@@ -1090,7 +1093,8 @@ class PluvoApi(Api):
         offsets = self.settings.cursor_mode == "offset"
         if self.settings.silent_cap and (first is None or first > self.settings.silent_cap):
             first = self.settings.silent_cap
-        page = self.table(entity.key).page(first, after, filters, cap, offsets)
+        limit = self.settings.page_limit
+        page = self.table(entity.key).page(first, after, filters, cap, offsets, limit)
         page.count += self.settings.count_extra
         return page
 
@@ -1139,6 +1143,8 @@ class PluvoApi(Api):
         if "silent_cap" in spec:
             cap = spec.pop("silent_cap")
             self.settings.silent_cap = None if cap is None else int(cap)
+        if "page_limit" in spec:
+            self.settings.page_limit = max(1, int(spec.pop("page_limit")))
         if "count_extra" in spec:
             self.settings.count_extra = int(spec.pop("count_extra"))
         if "token_redirect" in spec:

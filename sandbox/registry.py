@@ -7,7 +7,7 @@ import importlib
 from lxp_sync_sandbox.base import Api
 
 # module under sandbox/ -> each exposes `build(config) -> Api`
-API_MODULES = ["plusplus_rest", "plusplus_graphql", "pluvo", "pitchly"]
+API_MODULES = ["plusplus_rest", "plusplus_graphql", "pluvo", "pitchly", "generated"]
 
 
 def default_apis(config) -> list[Api]:

@@ -10,8 +10,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from lxp_sync_sandbox.server import SandboxProcess
+
+# property-based tests (tests/test_generated_schemas.py): `ci` bounds the examples (the default),
+# `long` (`--hypothesis-profile=long`) runs hundreds, outside CI
+_SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+settings.register_profile("ci", max_examples=20, deadline=None, suppress_health_check=_SLOW)
+settings.register_profile("long", max_examples=300, deadline=None, suppress_health_check=_SLOW)
+# `debug`: the first failure as found, unshrunk (a schema is slow to shrink)
+settings.register_profile(
+    "debug",
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=_SLOW,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
+settings.load_profile("ci")
 
 pytest_plugins = ["tests.support.destinations", "tests.support.graphene"]
 

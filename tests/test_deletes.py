@@ -5,7 +5,7 @@ rows the same run loaded are never touched; the schedule and the command."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class DeleteCase:
     # a run between the deletes and the sweep reads what the deletes changed in other rows (a
     # manager set to null); Pitchly's own count check would see the deletes, so none there
     run_between: bool = True
+    # source arguments of every run and sweep
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 def _rest_delete(sandbox: SandboxProcess) -> dict[str, set[Any]]:
@@ -120,6 +122,8 @@ CASES = {
             assert_connection_equals_truth(sandbox, rows, connection)
             for connection in ("events", "badges")
         ],
+        # badges by `created`: their soft deletes are the sweep's (read in full, a run sees them)
+        args={"incremental_by_created": True},
     ),
     "pluvo": DeleteCase(
         ["users"],
@@ -162,12 +166,14 @@ def test_rows_deleted_at_the_source_are_marked_then_removed_with_their_child_row
     destination: Warehouse, changing: SandboxProcess, source: str
 ) -> None:
     case = CASES[source]
-    pipeline = sync_to(destination, source, changing, resources=case.resources)
+    pipeline = sync_to(destination, source, changing, resources=case.resources, **case.args)
     gone = case.delete(changing)
     if case.run_between:
-        pipeline = sync_to(destination, source, changing, resources=case.resources)
+        pipeline = sync_to(destination, source, changing, resources=case.resources, **case.args)
 
-    marked_lines = reconcile(pipeline, source_of(source, changing, resources=case.resources))
+    marked_lines = reconcile(
+        pipeline, source_of(source, changing, resources=case.resources, **case.args)
+    )
 
     case.equals_truth(changing, reader(destination, pipeline, live=True))
     everything = reader(destination, pipeline, live=False)
@@ -177,7 +183,9 @@ def test_rows_deleted_at_the_source_are_marked_then_removed_with_their_child_row
     assert len(marked_lines) == len(case.resources), marked_lines
 
     removed_lines = reconcile(
-        pipeline, source_of(source, changing, resources=case.resources), deletes="delete"
+        pipeline,
+        source_of(source, changing, resources=case.resources, **case.args),
+        deletes="delete",
     )
 
     case.equals_truth(changing, reader(destination, pipeline, live=False))
@@ -201,7 +209,8 @@ def test_a_soft_delete_that_moves_no_cursor_reaches_the_warehouse_through_the_sw
     fresh_sandbox: SandboxProcess, workdir: Path, hard_delete: bool
 ) -> None:
     changing = fresh_sandbox
-    args = {"resources": ["badges"], "hard_delete": hard_delete}
+    # by `created` (the sweep's case): read in full, the run alone would see it
+    args = {"resources": ["badges"], "hard_delete": hard_delete, "incremental_by_created": True}
     sync("plusplus_graphql", changing, workdir, **args)
     deleted = set(changing.mutate(api="plusplus_graphql", entity="badges", delete=2)["deleted"])
     pipeline = sync("plusplus_graphql", changing, workdir, **args)

@@ -39,7 +39,8 @@ def expected(source: str, sandbox: SandboxProcess) -> dict[str, tuple[int, str, 
         return {
             e.name: (
                 len(sandbox.truth(source, e.name)),
-                "server" if e.incremental else "client",
+                # a creation time is no cursor (edits move none): such a type reads in full
+                "server" if e.incremental else "client" if e.has_modified else "full",
                 "modified_gte" if e.incremental else None,
             )
             for e in GRAPHQL_ENTITIES.values()

@@ -32,6 +32,7 @@ CONNECTIONS = [
 ]
 SERVER_FILTERED = ["events", "users", "enrollments"]  # they take `modified_gte`
 CLIENT_SIDE = ["event_types", "tracks"]
+READ_IN_FULL = ["badges"]  # `created` but no `modified`: every run reads them in full
 DEPRECATED = {"events": {"duration"}, "users": {"username"}}
 # free-form columns: name -> whether the API sends JSON text (JSONString) rather than JSON
 JSON_COLUMNS = {"events": {"custom_fields": False, "registration_form": True}}
@@ -86,6 +87,10 @@ def keyed(table: str, rows: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
     """Rows by primary key (child rows by `_dlt_id`), without the load id."""
     key = "_dlt_id" if "__" in table else "pk"
     return {row[key]: {k: v for k, v in row.items() if k != "_dlt_load_id"} for row in rows}
+
+
+def without_dlt_id(rows: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    return {key: {c: v for c, v in row.items() if c != "_dlt_id"} for key, row in rows.items()}
 
 
 def cursor_value(row: dict[str, Any]) -> datetime:
@@ -180,7 +185,11 @@ def test_schema_drift_adds_a_column_that_only_rows_read_again_fill(
         if pk not in updated:
             assert {k: v for k, v in row.items() if k != "capacity_note"} == before["events"][pk]
     for table in tables:
-        if table != "events" and not table.startswith("events__"):
+        if table in READ_IN_FULL:  # loaded again, the same values
+            assert without_dlt_id(keyed(table, rows_of(workdir, table))) == without_dlt_id(
+                before[table]
+            ), table
+        elif table != "events" and not table.startswith("events__"):
             assert keyed(table, rows_of(workdir, table)) == before[table], table
 
 
@@ -205,6 +214,8 @@ def test_incremental_run_after_mutations_equals_truth_by_both_paths(
     for connection in CONNECTIONS:
         truth = sandbox.truth(API, connection)
         changed = sum(cursor_value(r) > previous[connection] for r in truth)
+        if connection in READ_IN_FULL:
+            changed = len(truth)  # every row again: an edit would show no timestamp
         assert loaded.get(connection, 0) == changed, connection
         pages = requests[connection]
         if connection in SERVER_FILTERED:
@@ -220,7 +231,11 @@ def test_incremental_run_after_mutations_equals_truth_by_both_paths(
     # a run without changes loads nothing and asks one page of each filtered connection
     sandbox.clear_requests()
     pipeline = sync(API, sandbox, workdir)
-    assert {t: n for t, n in loaded_rows(pipeline).items() if not t.startswith("_dlt")} == {}
+    assert {
+        t: n
+        for t, n in loaded_rows(pipeline).items()
+        if not t.startswith("_dlt") and t not in READ_IN_FULL
+    } == {}
     requests = requests_by_connection(sandbox)
     for connection in SERVER_FILTERED:
         assert len(requests[connection]) == 1, connection

@@ -7,17 +7,20 @@ which cursor and which server-side filter.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 import orjson
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.completeness import changed_since
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
+from lxp_sync.sources.core.filters import cursor_filter
 from lxp_sync.sources.core.graphql import (
     Connection,
     GraphQLClient,
@@ -25,8 +28,17 @@ from lxp_sync.sources.core.graphql import (
     relay_pages,
     unwrap,
 )
+from lxp_sync.sources.core.nested import (
+    PARENT_KEY,
+    NestedList,
+    complete_nested,
+    nested_connections,
+)
 from lxp_sync.sources.core.paging import iso_text, parse_datetimes
 from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
+
+log = logging.getLogger("lxp_sync")
+_NAMING = NamingConvention()
 
 # GraphQL scalar -> dlt data type, for the column hints the data alone cannot show
 # (a timestamp column that is null on the first page, ids that look like numbers).
@@ -56,7 +68,8 @@ class ConnectionOptions:
     primary_key: str
     # cursor fields to try, in order (the first the node type has is used)
     cursor_fields: tuple[str, ...] = ("modified", "updated", "updatedAt", "created", "createdAt")
-    # server-side filter argument per cursor field, e.g. {"modified": "modified_gte"}
+    # server-side filter argument per cursor field, e.g. {"modified": "modified_gte"}, taken
+    # first; others are found by their names (`filters.cursor_filter`)
     server_filters: Mapping[str, str] | None = None
     page_size: int = 100
     max_page_size: int = 100
@@ -68,6 +81,9 @@ class ConnectionOptions:
     filters: Mapping[str, Any] | None = None
     # free-form scalars loaded as one JSON column rather than flattened
     json_scalars: frozenset[str] = FREE_FORM_SCALARS
+    # creation times: a cursor only with `incremental_by_creation` (see `pick_cursor`)
+    creation_cursors: frozenset[str] = frozenset({"created", "createdAt", "created_at"})
+    incremental_by_creation: bool = False
 
 
 def column_hints(
@@ -105,8 +121,70 @@ def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, s
 def pick_cursor(
     schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions
 ) -> str | None:
+    """The cursor field of a connection's nodes; None: every run reads it in full.
+
+    A creation time is no cursor unless `incremental_by_creation`: an edit or a soft delete of
+    a row changes no creation time, so only a full read sees it."""
     fields = schema.leaf_fields(connection.node_type)
-    return next((c for c in options.cursor_fields if fields.get(c) in ("DateTime", "Date")), None)
+    cursor = next((c for c in options.cursor_fields if fields.get(c) in ("DateTime", "Date")), None)
+    if cursor in options.creation_cursors and not options.incremental_by_creation:
+        return None
+    return cursor
+
+
+def server_filter(
+    schema: IntrospectedSchema,
+    connection: Connection,
+    cursor: str | None,
+    options: ConnectionOptions,
+) -> str | None:
+    """The argument that filters `cursor` at or after a value on the server (`filters`)."""
+    if cursor is None:
+        return None
+    cursor_type = schema.leaf_fields(connection.node_type)[cursor]
+    preferred = (options.server_filters or {}).get(cursor)
+    return cursor_filter(connection.args, cursor, cursor_type, preferred)
+
+
+def describe_connections(
+    schema: IntrospectedSchema,
+    connections: Mapping[str, Connection],
+    options: ConnectionOptions,
+) -> list[dict[str, Any]]:
+    """How each resource (name -> its root connection) reads, as plain data, from the schema
+    alone (no request): its key and cursor, whether it reads incrementally on the server
+    (`reads` "server", with `server_filter`), in full with dlt's incremental dropping what it
+    has ("client"), or in full ("full"), its count field, and its connections inside nodes:
+    loaded as child tables (with the route that pages a long list) or left out, and why."""
+    out = []
+    for name, connection in connections.items():
+        plan = read_plan(schema, connection, options)
+        cursor, argument = plan.cursor, plan.server_filter
+        loaded, left_out = nested_connections(schema, connection.node_type, connection.name)
+        out.append(
+            {
+                "resource": name,
+                "connection": connection.name,
+                "node_type": connection.node_type,
+                "primary_key": options.primary_key,
+                "cursor": cursor,
+                "reads": "server" if argument else "client" if cursor else "full",
+                "server_filter": argument,
+                "count_field": connection.count_field,
+                "nested": {
+                    field_name: {
+                        "table": f"{table_name(name)}__{field_name}",
+                        "node_type": nested.node_type,
+                        "parent_key_column": PARENT_KEY.format(key=options.primary_key),
+                        "count_field": nested.count_field,
+                        "long_lists_through": nested.route.root if nested.route else None,
+                    }
+                    for field_name, nested in loaded.items()
+                },
+                "nested_left_out": left_out,
+            }
+        )
+    return out
 
 
 def read_plan(
@@ -118,10 +196,7 @@ def read_plan(
     The one place that decides it, for the read and for `lxp-sync discover` alike.
     """
     cursor = pick_cursor(schema, connection, options)
-    server_arg = (options.server_filters or {}).get(cursor or "")
-    if server_arg and server_arg not in connection.args:
-        server_arg = None
-    return ReadPlan(cursor=cursor, server_filter=server_arg)
+    return ReadPlan(cursor=cursor, server_filter=server_filter(schema, connection, cursor, options))
 
 
 def connection_resource(
@@ -139,21 +214,11 @@ def connection_resource(
     schema = gql.schema()
     name = name or connection.name
     resource_name = f"{gql.source}.{name}"
+    table = table_name(name)
     selection = schema.selection(connection.node_type)
-    hints = column_hints(schema, connection.node_type, options.json_scalars)
-    nested = nested_identities(schema, connection.node_type)
-    for field_name, identity in nested.items():
-        # `event_type { pk }` lands as `event_type__pk`, typed even when every value is null
-        scalar = schema.leaf_fields(schema_type_of(schema, connection.node_type, field_name))
-        data_type = SCALAR_TYPES.get(scalar.get(identity, "ID"), "text")
-        hints[f"{field_name}__{identity}"] = {"data_type": data_type, "nullable": True}
+    hints = node_hints(schema, connection.node_type, options.json_scalars)
     if options.deleted_field and options.hard_delete and options.deleted_field in hints:
         hints[options.deleted_field] = {**hints[options.deleted_field], "hard_delete": True}
-    free_form = {
-        field_name: scalar in JSON_TEXT_SCALARS
-        for field_name, scalar in schema.leaf_fields(connection.node_type).items()
-        if scalar in options.json_scalars
-    }
     plan = read_plan(schema, connection, options)
     cursor, server_arg = plan.cursor, plan.server_filter
     if cursor in hints:
@@ -163,14 +228,14 @@ def connection_resource(
     # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
-    parse_cursor = cursor if is_datetime else None
-    # the other DateTime fields by the core's rules too (a text that is none stays text)
-    stamps = [
-        f
-        for f, scalar in schema.leaf_fields(connection.node_type).items()
-        if scalar == "DateTime" and f != parse_cursor
-    ]
-    listing = key_listing(gql, connection, options, name)
+    shape = node_shape(schema, connection.node_type, options.json_scalars)
+    lists, nested_hints = _nested_lists(schema, connection, options, table)
+    if lists:
+        selection = " ".join([selection, *(nested.field for nested in lists.values())])
+        route_key = next(iter(lists.values())).connection.route
+        if route_key is not None and route_key.key not in selection.split():
+            selection += f" {route_key.key}"
+    listing = key_listing(gql, connection, options, name, table)
 
     def read(
         updated: dlt.sources.incremental[Any] | None = (
@@ -196,28 +261,143 @@ def connection_resource(
         ):
             plan.counted(page.total)
             if page.nodes:
-                if nested:
-                    _drop_null_objects(page.nodes, nested)
-                if free_form:
-                    free_form_values(page.nodes, free_form)
-                parse_datetimes(page.nodes, *stamps, strict=False)
-                if parse_cursor:
-                    parse_datetimes(page.nodes, parse_cursor)
+                if lists:
+                    complete_nested(
+                        gql,
+                        page.nodes,
+                        lists,
+                        resource=resource_name,
+                        parent_key=options.primary_key,
+                        page_size=page_size,
+                    )
+                shape(page.nodes)
+                if is_datetime:
+                    parse_datetimes(page.nodes, cursor)  # strictly: a cursor must be a moment
                 yield page.nodes
 
     resource = dlt.resource(
         read,
         name=name,
+        table_name=table,
         primary_key=options.primary_key,
         write_disposition="merge",
         columns=hints,
+        nested_hints={**list_hints(schema, connection.node_type), **nested_hints} or None,
         parallelized=True,
     )
     return with_read_plan(with_listing(resource, listing), plan)
 
 
+def node_hints(
+    schema: IntrospectedSchema, type_name: str, json_scalars: frozenset[str]
+) -> dict[str, dict[str, Any]]:
+    """Column hints of a node type's table: its scalars, and `x__pk` of its nested objects."""
+    hints = column_hints(schema, type_name, json_scalars)
+    for field_name, identity in nested_identities(schema, type_name).items():
+        # `event_type { pk }` lands as `event_type__pk`, typed even when every value is null
+        scalar = schema.leaf_fields(schema_type_of(schema, type_name, field_name))
+        data_type = SCALAR_TYPES.get(scalar.get(identity, "ID"), "text")
+        hints[f"{field_name}__{identity}"] = {"data_type": data_type, "nullable": True}
+    return hints
+
+
+def node_shape(
+    schema: IntrospectedSchema, type_name: str, json_scalars: frozenset[str]
+) -> Callable[[list[dict[str, Any]]], None]:
+    """Nodes of `type_name`, in place, as their table takes them: null nested objects dropped,
+    free-form values as JSON, DateTime texts parsed by the core's rules (leniently)."""
+    nested = nested_identities(schema, type_name)
+    leaves = schema.leaf_fields(type_name)
+    free_form = {
+        f: scalar in JSON_TEXT_SCALARS for f, scalar in leaves.items() if scalar in json_scalars
+    }
+    stamps = [f for f, scalar in leaves.items() if scalar == "DateTime"]
+    stamp_lists = [f for f, scalar in leaves.items() if scalar == "[DateTime]"]
+
+    def shape(nodes: list[dict[str, Any]]) -> None:
+        if nested:
+            _drop_null_objects(nodes, nested)
+        if free_form:
+            free_form_values(nodes, free_form)
+        if stamps:
+            parse_datetimes(nodes, *stamps, strict=False)
+        for name in stamp_lists:  # the items of a list of DateTime, as its child table's value
+            for node in nodes:
+                items = node.get(name)
+                if isinstance(items, list):
+                    wrapped = [{"value": item} for item in items]
+                    parse_datetimes(wrapped, "value", strict=False)
+                    node[name] = [item["value"] for item in wrapped]
+
+    return shape
+
+
+def list_hints(schema: IntrospectedSchema, type_name: str) -> dict[str, Any]:
+    """The child tables of a node type's lists of scalars: `value` typed from the GraphQL type
+    (a list of DateTime would otherwise be text or timestamp by what its first texts look like)."""
+    hints: dict[str, Any] = {}
+    for name, scalar in schema.leaf_fields(type_name).items():
+        data_type = SCALAR_TYPES.get(scalar.strip("[]")) if scalar.startswith("[") else None
+        if data_type is None:
+            continue
+        hint: dict[str, Any] = {"name": "value", "data_type": data_type, "nullable": True}
+        if data_type == "timestamp":
+            hint["timezone"] = True
+        hints[name] = {"columns": {"value": hint}}
+    return hints
+
+
+def _nested_lists(
+    schema: IntrospectedSchema, connection: Connection, options: ConnectionOptions, table: str
+) -> tuple[dict[str, NestedList], dict[str, Any]]:
+    """The connections inside the nodes of `connection` that load, and their child tables' hints."""
+    found, left_out = nested_connections(schema, connection.node_type, connection.name)
+    for field_name, why in left_out.items():
+        log.info("%s: the connection %s inside its nodes is not loaded: %s", table, field_name, why)
+    lists: dict[str, NestedList] = {}
+    hints: dict[str, Any] = {}
+    parent_column = PARENT_KEY.format(key=options.primary_key)
+    parent_type = schema.leaf_fields(connection.node_type).get(options.primary_key, "ID")
+    for field_name, nested in found.items():
+        key = schema.identity_field(nested.node_type)
+        assert key is not None  # `nested_connections` loads only these
+        lists[field_name] = NestedList(
+            nested,
+            schema.selection(nested.node_type),
+            key,
+            node_shape(schema, nested.node_type, options.json_scalars),
+        )
+        columns = node_hints(schema, nested.node_type, options.json_scalars)
+        columns[parent_column] = {
+            "data_type": SCALAR_TYPES.get(parent_type, "text"),
+            "nullable": False,
+        }
+        hints[field_name] = {
+            # dlt names the root table's column hints itself, not a nested table's
+            "columns": {column: {**hint, "name": column} for column, hint in columns.items()},
+            "references": [
+                {
+                    "referenced_table": table,
+                    "columns": [parent_column],
+                    "referenced_columns": [options.primary_key],
+                }
+            ],
+        }
+    return lists, hints
+
+
+def table_name(name: str) -> str:
+    """A resource's table: its name, less the `__` that dlt reads as a child table's path
+    (`Things__all` -> `things_all`: dlt's nested hints could not find the parent otherwise)."""
+    return _NAMING.normalize_identifier(name) if "__" in name else name
+
+
 def key_listing(
-    gql: GraphQLClient, connection: Connection, options: ConnectionOptions, name: str
+    gql: GraphQLClient,
+    connection: Connection,
+    options: ConnectionOptions,
+    name: str,
+    table: str | None = None,
 ) -> KeyListing:
     """The deletes sweep's listing: only the key (and the deleted flag), pages as large as a
     data read's (the API's largest unless `page_size` says less)."""
@@ -226,7 +406,7 @@ def key_listing(
         gql,
         connection,
         resource=f"{gql.source}.{name}",
-        table=name,
+        table=table or name,
         key=options.primary_key,
         page_size=max(1, min(options.page_size, options.max_page_size)),
         filters=options.filters,

@@ -10,7 +10,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lxp_sync.sources.core.completeness import (
@@ -25,8 +25,11 @@ from lxp_sync.sources.core.errors import (
     DataMismatchError,
     GraphQLQueryError,
     PermissionDeniedError,
+    RequestError,
 )
 from lxp_sync.sources.core.http import ApiClient, request_id_of
+from lxp_sync.sources.core.limits import PageSizes
+from lxp_sync.sources.core.names import aliased, response_keys
 from lxp_sync.sources.core.paging import Progress
 
 log = logging.getLogger("lxp_sync")
@@ -39,9 +42,10 @@ query LxpIntrospection {
       kind name
       fields(includeDeprecated: true) {
         name isDeprecated deprecationReason
-        args { name type { ...TypeRef } }
+        args { name defaultValue type { ...TypeRef } }
         type { ...TypeRef }
       }
+      interfaces { name }
     }
   }
 }
@@ -78,14 +82,67 @@ def type_ref_str(type_ref: Mapping[str, Any]) -> str:
     return type_ref["name"]
 
 
+# Arguments of a connection that page it; any other argument is a filter.
+PAGING_ARGS = frozenset({"first", "last", "after", "before"})
+# The variable a nested connection's query names its parent with.
+PARENT_VARIABLE = "lxp_parent"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one parent's nested connection is asked for on its own: through `node(id:)`, or the
+    parent's root connection filtered to that parent (`events(pk: [412], first: 1)`)."""
+
+    parent_type: str
+    key: str  # the parent's field whose value names it (`id`, `pk`)
+    argument: str  # the argument that takes it
+    argument_type: str  # its GraphQL type, as a variable declares it
+    root: str  # `node`, or the root connection's name
+    is_list: bool = False  # the argument takes a list of keys
+
+    def open(self, inner: str) -> str:
+        """`inner` (the nested connection's field) inside the query that reaches the parent."""
+        value = f"${PARENT_VARIABLE}"
+        if self.root == "node":
+            return f"node({self.argument}: {value}) {{ ... on {self.parent_type} {{ {inner} }} }}"
+        return (
+            f"{self.root}({self.argument}: {value}, first: 1) {{ edges {{ node {{ {inner} }} }} }}"
+        )
+
+    def value(self, parent: Mapping[str, Any]) -> Any:
+        """The variable's value for one parent row."""
+        return [parent[self.key]] if self.is_list else parent[self.key]
+
+    def locate(self, data: Any, name: str) -> Any:
+        """The nested connection's object in an answer's `data` (None where it is missing)."""
+        parent = data.get(self.root) if isinstance(data, dict) else None
+        if self.root != "node":
+            edges = parent.get("edges") if isinstance(parent, dict) else None
+            parent = edges[0].get("node") if isinstance(edges, list) and len(edges) == 1 else None
+        return parent.get(name) if isinstance(parent, dict) else None
+
+
 @dataclass(frozen=True)
 class Connection:
-    """A root relay connection found by introspection."""
+    """A relay connection found by introspection: a root field, or one inside a node (`route`)."""
 
     name: str
     node_type: str
     args: dict[str, str]  # argument name -> GraphQL type, as written in a variable declaration
     count_field: str | None  # `totalCount` or `count` when the connection has one
+    route: Route | None = None  # inside a node: how one parent's list is read on its own
+    parent: str | None = None  # inside a node: the parent's root connection (for messages)
+    field_name: str | None = None  # the field's own name where `name` is an alias of it
+
+    @property
+    def selected(self) -> str:
+        """The field as a query selects it: `name`, or `alias: field`."""
+        return aliased(self.name, self.field_name or self.name)
+
+    @property
+    def path(self) -> str:
+        """`events`, or `events.presenters` for a connection inside a node."""
+        return f"{self.parent}.{self.name}" if self.parent else self.name
 
 
 @dataclass
@@ -95,6 +152,7 @@ class IntrospectedSchema:
     query_type: str
     types: dict[str, dict[str, Any]]
     _selections: dict[str, str] = field(default_factory=dict)
+    _fields: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def from_introspection(cls, data: Mapping[str, Any]) -> IntrospectedSchema:
@@ -103,7 +161,52 @@ class IntrospectedSchema:
         return cls(query_type=schema["queryType"]["name"], types=types)
 
     def fields(self, type_name: str) -> dict[str, dict[str, Any]]:
-        return {f["name"]: f for f in self.types.get(type_name, {}).get("fields") or []}
+        """The fields of a type by response key: the field's name, or an alias where names
+        would land in one column (`response_keys`); `f["name"]` is the field's own name."""
+        cached = self._fields.get(type_name)
+        if cached is None:
+            raw = self.types.get(type_name, {}).get("fields") or []
+            keys = response_keys([f["name"] for f in raw], [self._column(f) for f in raw])
+            cached = self._fields[type_name] = {keys[f["name"]]: f for f in raw}
+        return cached
+
+    def _column(self, a_field: Mapping[str, Any]) -> str | None:
+        """The column a field lands in before naming: `owner__pk` for a nested object; None
+        for a deprecated field, which is never selected."""
+        if a_field.get("isDeprecated"):
+            return None
+        kind, type_name, is_list = unwrap(a_field["type"])
+        if kind == "OBJECT" and not is_list:
+            names = {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
+            identity = next((name for name in IDENTITY_FIELDS if name in names), None)
+            if identity and "edges" not in names:
+                return f"{a_field['name']}__{identity}"
+        return a_field["name"]
+
+    def connection_of(self, a_field: Mapping[str, Any]) -> Connection | None:
+        """The relay connection (`edges { node }`) a field returns, None for any other field."""
+        kind, type_name, is_list = unwrap(a_field["type"])
+        if kind != "OBJECT" or is_list:
+            return None
+        conn_fields = self.fields(type_name)
+        if "edges" not in conn_fields:
+            return None
+        _, edge_type, _ = unwrap(conn_fields["edges"]["type"])
+        node = self.fields(edge_type).get("node")
+        if node is None:
+            return None
+        _, node_type, _ = unwrap(node["type"])
+        count_field = next((c for c in ("totalCount", "count") if c in conn_fields), None)
+        args = {a["name"]: type_ref_str(a["type"]) for a in a_field.get("args") or []}
+        return Connection(a_field["name"], node_type, args, count_field)
+
+    def connection_at(self, type_name: str, key: str) -> Connection | None:
+        """The connection a field of `type_name` (by response key) returns, named by that key."""
+        a_field = self.fields(type_name)[key]
+        found = self.connection_of(a_field)
+        if found is None or key == a_field["name"]:
+            return found
+        return replace(found, name=key, field_name=a_field["name"])
 
     def connections(self) -> dict[str, Connection]:
         """Every root field whose type is a relay connection (`edges { node }`)."""
@@ -111,20 +214,9 @@ class IntrospectedSchema:
         for name, root_field in self.fields(self.query_type).items():
             if root_field.get("isDeprecated"):
                 continue
-            kind, type_name, is_list = unwrap(root_field["type"])
-            if kind != "OBJECT" or is_list:
-                continue
-            conn_fields = self.fields(type_name)
-            if "edges" not in conn_fields:
-                continue
-            _, edge_type, _ = unwrap(conn_fields["edges"]["type"])
-            node = self.fields(edge_type).get("node")
-            if node is None:
-                continue
-            _, node_type, _ = unwrap(node["type"])
-            count_field = next((c for c in ("totalCount", "count") if c in conn_fields), None)
-            args = {a["name"]: type_ref_str(a["type"]) for a in root_field.get("args") or []}
-            found[name] = Connection(name, node_type, args, count_field)
+            connection = self.connection_at(self.query_type, name)
+            if connection is not None:
+                found[name] = connection
         return found
 
     def identity_field(self, type_name: str) -> str | None:
@@ -146,12 +238,14 @@ class IntrospectedSchema:
             if any(a["type"]["kind"] == "NON_NULL" for a in node_field.get("args") or []):
                 continue
             kind, field_type, _ = unwrap(node_field["type"])
+            selected = aliased(name, node_field["name"])
             if kind in LEAF_KINDS:
-                parts.append(name)
+                parts.append(selected)
             elif kind == "OBJECT":
                 identity = self.identity_field(field_type)
                 if identity and "edges" not in self.fields(field_type):
-                    parts.append(f"{name} {{ {identity} }}")
+                    real = self.fields(field_type)[identity]["name"]
+                    parts.append(f"{selected} {{ {aliased(identity, real)} }}")
         selection = " ".join(parts)
         self._selections[type_name] = selection
         return selection
@@ -196,6 +290,14 @@ class GraphQLClient:
         self.renew_auth = renew_auth
         self._schema: IntrospectedSchema | None = None
         self._schema_lock = threading.Lock()
+        self._page_sizes: PageSizes | None = None
+
+    def page_sizes(self, size: int) -> PageSizes:
+        """The page sizes of this source's connections (`size`: where they start), one a run."""
+        with self._schema_lock:
+            if self._page_sizes is None:
+                self._page_sizes = PageSizes(size)
+            return self._page_sizes
 
     def request(
         self,
@@ -295,14 +397,29 @@ class RelayPage:
 
 
 def relay_query(connection: Connection, selection: str, filters: Mapping[str, Any]) -> str:
-    """The paging query of one connection, with `first`, `after` and the filters as variables."""
+    """The paging query of one connection, with `first`, `after` and the filters as variables
+    (and, inside a node, the parent's key, reached by the connection's route)."""
     names = ["first", "after", *filters]
-    declared = ", ".join(f"${n}: {connection.args.get(n, 'String')}" for n in names)
+    declared = [f"${n}: {connection.args.get(n, 'String')}" for n in names]
     passed = ", ".join(f"{n}: ${n}" for n in names)
     count = f" {connection.count_field}" if connection.count_field else ""
+    inner = (
+        f"{connection.selected}({passed}) {{ "
+        f"edges {{ node {{ {selection} }} }} pageInfo {{ hasNextPage endCursor }}{count} }}"
+    )
+    if connection.route is not None:
+        declared.append(f"${PARENT_VARIABLE}: {connection.route.argument_type}")
+        inner = connection.route.open(inner)
+    return f"query LxpPage({', '.join(declared)}) {{ {inner} }}"
+
+
+def nested_field(connection: Connection, selection: str) -> str:
+    """A connection inside a node as the parent's query selects it: its first page, as large as
+    the parent's (`$first`), with what tells whether it has more."""
+    count = f" {connection.count_field}" if connection.count_field else ""
     return (
-        f"query LxpPage({declared}) {{ {connection.name}({passed}) {{ "
-        f"edges {{ node {{ {selection} }} }} pageInfo {{ hasNextPage endCursor }}{count} }} }}"
+        f"{connection.selected}(first: $first) {{ edges {{ node {{ {selection} }} }} "
+        f"pageInfo {{ hasNextPage endCursor }}{count} }}"
     )
 
 
@@ -340,15 +457,53 @@ def relay_pages(
     progress: Progress | None = None,
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     seen: KeySet | None = None,
+    parent: Mapping[str, Any] | None = None,
 ) -> Iterator[RelayPage]:
     """Every row of a relay connection once, `first`/`after`, checked page by page and against
     the connection's count where it has one (see `completeness`); read again from the start
-    when the list moved during a pass. `seen`: an empty set that receives the keys yielded."""
+    when the list moved during a pass. `seen`: an empty set that receives the keys yielded.
+    `parent`: the parent row of a connection inside a node (read through its route).
+
+    A page size the API refuses is lowered to the limit the refusal names (`limits`) and the
+    page asked for again; the size is remembered for the run."""
     filters = dict(filters or {})
     query = relay_query(connection, selection, filters)
+    if connection.route is not None:
+        if parent is None:
+            raise ValueError(f"{connection.path}: a connection inside a node needs its parent")
+        filters[PARENT_VARIABLE] = connection.route.value(parent)
     ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
     progress = progress or Progress(resource)
-    size, settled, why = page_size, False, None
+    sizes = gql.page_sizes(page_size)
+    label = f"{gql.source}.{connection.path}"
+    size, settled, why = min(page_size, sizes.size(label)), False, None
+
+    def fetch(state: _Pass, after: str | None, page: int) -> _Received:
+        while True:
+            variables = {"first": state.size, "after": after, **filters}
+            try:
+                return fetch_checked(
+                    gql.api,
+                    functools.partial(
+                        _read_relay_page,
+                        gql,
+                        query,
+                        variables,
+                        connection,
+                        key,
+                        state,
+                        resource,
+                        page,
+                    ),
+                    resource=resource,
+                    page=page,
+                )
+            except (GraphQLQueryError, RequestError) as error:
+                lowered = sizes.lower(label, state.size, error.message, "first")
+                if lowered is None:
+                    raise
+                state.size = lowered
+
     while True:
         ledger.new_pass(why)
         progress.passes = ledger.passes
@@ -357,15 +512,7 @@ def relay_pages(
         page = 0
         while True:
             page += 1
-            variables = {"first": state.size, "after": after, **filters}
-            got = fetch_checked(
-                gql.api,
-                functools.partial(
-                    _read_relay_page, gql, query, variables, connection, key, state, resource, page
-                ),
-                resource=resource,
-                page=page,
-            )
+            got = fetch(state, after, page)
             state.settled = True
             state.received += len(got.nodes)
             if got.total is not None:
@@ -401,7 +548,10 @@ def _read_relay_page(
     answer = gql.request(query, variables, resource=resource, page=page)
     facts = {"request_id": answer.request_id, "status": answer.status}
     name = connection.name
-    conn = answer.data.get(name) if isinstance(answer.data, dict) else None
+    if connection.route is not None:
+        conn = connection.route.locate(answer.data, name)
+    else:
+        conn = answer.data.get(name) if isinstance(answer.data, dict) else None
     if not isinstance(conn, dict):
         what = "no data" if not isinstance(answer.data, dict) else f"data without `{name}`"
         raise PageAnomaly(f"the API answered with {what}", **facts)

@@ -15,6 +15,7 @@ from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.limits import PageSizes
 from lxp_sync.sources.core.paging import parse_datetimes
 from lxp_sync.sources.core.secrets import require_credential
 from lxp_sync.sources.core.selection import select_resources
@@ -55,6 +56,7 @@ def plusplus_rest_source(
         max_connections=max(4, concurrency * 2),
     )
     page_size = max(1, min(page_size, REST_MAX_PAGE_SIZE))
+    sizes = PageSizes(page_size)  # lowered, for every list, when the API refuses a size
     for name, endpoint in selected:
         yield _rest_resource(
             client,
@@ -64,6 +66,7 @@ def plusplus_rest_source(
             concurrency,
             refresh_window_days,
             max_pages,
+            sizes,
         )
 
 
@@ -90,6 +93,7 @@ def _rest_resource(
     concurrency: int,
     refresh_window_days: float,
     max_pages: int | None,
+    sizes: PageSizes,
 ) -> DltResource:
     resource = f"plusplus_rest.{name}"
     cursor = endpoint.server_cursor or endpoint.client_cursor
@@ -104,6 +108,7 @@ def _rest_resource(
             endpoint,
             page_size=REST_MAX_PAGE_SIZE,
             concurrency=concurrency,
+            sizes=sizes,
         ),
         table=name,
         client=client,
@@ -139,6 +144,7 @@ def _rest_resource(
             started=datetime.now(UTC),
             seen=listing.fresh_read(),
             counted=plan.counted,
+            sizes=sizes,
         )
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
@@ -175,11 +181,14 @@ def plusplus_graphql_source(
     timeout_s: float = 60.0,
     max_pages: int | None = None,
     allow_insecure_http: bool = False,
+    incremental_by_created: bool = False,
 ) -> Iterator[DltResource]:
     """Every root relay connection of the live schema (or `resources`), merged on `pk`.
 
     Fields come from introspection, so a field PlusPlus adds reaches the warehouse as a new
     column. Rows with `is_deleted` stay as soft deletes, or leave the tables with `hard_delete`.
+    A type with `created` but no `modified` is read in full every run (an edit or soft delete
+    changes no timestamp), or by `created` with `incremental_by_created`.
     """
     gql = graphql_client(
         base_url,
@@ -188,7 +197,12 @@ def plusplus_graphql_source(
         max_retries=max_retries,
         allow_insecure_http=allow_insecure_http,
     )
-    options = connection_options(page_size=page_size, hard_delete=hard_delete, max_pages=max_pages)
+    options = connection_options(
+        page_size=page_size,
+        hard_delete=hard_delete,
+        max_pages=max_pages,
+        incremental_by_created=incremental_by_created,
+    )
     for _, connection in select_resources(
         "plusplus_graphql", gql.schema().connections(), resources
     ):

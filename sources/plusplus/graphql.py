@@ -46,7 +46,11 @@ def graphql_client(
 
 
 def connection_options(
-    *, page_size: int, hard_delete: bool, max_pages: int | None
+    *,
+    page_size: int,
+    hard_delete: bool,
+    max_pages: int | None,
+    incremental_by_created: bool = False,
 ) -> ConnectionOptions:
     """How every PlusPlus connection loads: merge on `pk`, `modified` cursor, soft deletes."""
     return ConnectionOptions(
@@ -58,4 +62,5 @@ def connection_options(
         max_pages=max_pages,
         deleted_field=GRAPHQL_DELETED_FIELD,
         hard_delete=hard_delete,
+        incremental_by_creation=incremental_by_created,
     )

@@ -16,7 +16,9 @@ from lxp_sync.sources.core.completeness import (
     changed_since,
     numbered_pages,
 )
+from lxp_sync.sources.core.errors import RequestError
 from lxp_sync.sources.core.http import ApiClient, request_id_of
+from lxp_sync.sources.core.limits import PageSizes
 from lxp_sync.sources.core.paging import iso_text, parse_iso
 from lxp_sync.sources.plusplus.settings import REST_PRIMARY_KEY as PRIMARY_KEY
 from lxp_sync.sources.plusplus.settings import RestEndpoint
@@ -34,14 +36,48 @@ def read_pages(
     started: datetime | None = None,
     seen: KeySet | None = None,
     counted: Callable[[int], None] | None = None,
+    sizes: PageSizes | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every row of a list endpoint once, checked against `meta.total_count` (on every page).
 
     Page 1 gives the count, the other pages are fetched concurrently; a list that changes while
     it is read is read again where it moved (`sources/core/completeness.py`). `started`: when the
     run began, for rows read twice whose cursor says they changed during the read. `seen`
-    receives the keys yielded; `counted`, the count of the first page.
+    receives the keys yielded; `counted`, the count of the first page. A `page_size` the API
+    refuses (a 400 on `page_size`) is lowered to the limit it names and remembered in `sizes` for
+    the source's other lists.
     """
+    sizes = sizes or PageSizes(page_size)
+    label = resource.removesuffix(" keys")
+    while True:
+        size = min(page_size, sizes.size(label))
+        pages = _read_pages(client, resource, endpoint, size, concurrency, params, max_pages,
+                            started, seen, counted)  # fmt: skip
+        try:
+            first = next(pages, None)
+        except RequestError as error:
+            # every page of a read has the same size: a refusal comes with the first page
+            if sizes.lower(label, size, error.message, "page_size") is None:
+                raise
+            continue
+        if first is not None:
+            yield first
+            yield from pages
+        return
+
+
+def _read_pages(
+    client: ApiClient,
+    resource: str,
+    endpoint: RestEndpoint,
+    page_size: int,
+    concurrency: int,
+    params: dict[str, Any] | None,
+    max_pages: int | None,
+    started: datetime | None,
+    seen: KeySet | None,
+    counted: Callable[[int], None] | None,
+) -> Iterator[list[dict[str, Any]]]:
     base_params = {**(params or {}), "page_size": page_size}
 
     def fetch(page: int) -> NumberedPage:

@@ -142,8 +142,9 @@ GRAPHQL_MAX_PAGE_SIZE = 300
 GRAPHQL_PRIMARY_KEY = "pk"
 # Cursor fields to try on each node type, in order (the first DateTime one it has is used).
 GRAPHQL_CURSOR_FIELDS = ("modified", "created")
-# The server-side filter argument of each cursor; used on the connections that declare it, the
-# others are filtered client-side by dlt's incremental.
+# The server-side filter of each cursor as the document names it, taken first where a
+# connection declares it; other names are found by introspection (`core.filters`), and the
+# connections without any are filtered client-side by dlt's incremental.
 GRAPHQL_SERVER_FILTERS = {"modified": "modified_gte", "created": "created_gte"}
 # Every PlusPlus type has it; with `hard_delete`, rows that have it true leave the warehouse.
 GRAPHQL_DELETED_FIELD = "is_deleted"

@@ -1,0 +1,39 @@
+"""Response keys of GraphQL fields: an alias where dlt's naming would put two fields in one column."""
+
+from __future__ import annotations
+
+import zlib
+
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+# dlt's default naming: field names that it makes one column get aliases (`response_keys`)
+_NAMING = NamingConvention()
+
+
+def response_keys(names: list[str], columns: list[str | None] | None = None) -> dict[str, str]:
+    """Each field name -> the key its value comes back under: the name, or an alias where
+    fields would land in one warehouse column (`Name` and `name`, `x_` and `xx`, a field
+    `owner__pk` and `owner { pk }`: dlt's naming makes them one). `columns`: each field's
+    column before naming (`owner__pk` for a nested object; default: the names). In such a
+    group the field whose column is already its name keeps it (else the first name in sorted
+    order), the others become `<name>_<4 hex digits of its crc32>`, stable whatever else the
+    schema has. A field whose column is None (deprecated: never selected) keeps its name."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, column in zip(names, columns or names, strict=True):
+        if column is not None:
+            groups.setdefault(_NAMING.normalize_path(column), []).append((name, column))
+    keys = {name: name for name in names}
+    for normal, group in groups.items():
+        if len(group) < 2:
+            continue
+        as_is = [name for name, column in group if column == normal]
+        keeper = sorted(as_is or [name for name, _ in group])[0]
+        for name, _ in group:
+            if name != keeper:
+                keys[name] = f"{name}_{zlib.crc32(name.encode()) & 0xFFFF:04x}"
+    return keys
+
+
+def aliased(key: str, name: str) -> str:
+    """A field as a selection writes it: `name`, or `key: name` where the key is an alias."""
+    return name if key == name else f"{key}: {name}"

@@ -1,0 +1,564 @@
+"""Property-based: schemas and data nobody wrote by hand, synced and compared with the truth.
+
+Hypothesis generates GraphQL schemas (field names that are SQL reserved words, differ only by
+case or by what dlt's naming folds, exceed 63 bytes; scalars, enums, nullable and non-null,
+nested objects, lists, connections inside nodes, deprecated fields) and their rows (unicode,
+nulls wherever allowed, extreme numbers, every timestamp form), serves them from the sandbox's
+`generated` API (`sandbox/generated.py`), syncs them with the PlusPlus GraphQL source (a
+generic relay-connection reader: key `pk`, cursors only where a type has `modified`) and
+compares every table with what was generated, on DuckDB and PostgreSQL.
+
+GraphQL names are ASCII by the spec (graphql-core refuses others), so non-Latin text is in
+the values. Profiles: `ci` (the default: 20 examples a destination, no deadline) and `long`
+(`--hypothesis-profile=long`: 300), registered in `tests/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lxp_sync.sources.core.connections import table_name
+from lxp_sync.sources.core.names import response_keys
+from lxp_sync.sources.plusplus import plusplus_graphql_source
+from lxp_sync_sandbox.generated import API_TOKEN
+from lxp_sync_sandbox.server import SandboxProcess
+from tests.helpers import sync
+from tests.support.warehouse import Warehouse
+
+API = "generated"
+RESERVED = ("select", "from", "where", "order", "group", "table", "user", "limit", "offset",
+            "desc", "primary", "key", "default", "check", "column", "end", "case", "null",
+            "true", "false", "index", "values", "time", "date", "timestamp", "window", "all",
+            "union", "join", "value", "type", "count", "position", "natural")  # fmt: skip
+SCALARS = ("Int", "Float", "String", "Boolean", "ID", "DateTime")
+# names the generator keeps for itself or that dlt reserves
+TAKEN = {"pk", "id", "_parent_pk"}
+
+
+@dataclass
+class Generated:
+    """A spec for the sandbox and what each table should hold after a sync."""
+
+    spec: dict[str, Any]
+    # type -> pk -> field name -> the value as the warehouse should hold it
+    expected: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+
+
+# -- strategies --------------------------------------------------------------------------------
+
+plain_names = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
+camel_names = st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,11}", fullmatch=True)
+long_names = st.from_regex(r"[a-z][a-z_]{63,80}[a-z]", fullmatch=True)
+names = st.one_of(st.sampled_from(RESERVED), plain_names, camel_names, long_names).filter(
+    lambda n: n not in TAKEN and not n.startswith(("__", "_dlt")) and n.lower() not in TAKEN
+)
+
+
+@st.composite
+def field_names(draw: st.DrawFn, count: int) -> list[str]:
+    """`count` distinct names, some differing from another only by case or underscores."""
+    out: list[str] = []
+    while len(out) < count:
+        if out and draw(st.integers(0, 4)) == 0:
+            base = draw(st.sampled_from(out))
+            name = draw(st.sampled_from([base.upper(), base.capitalize(), base.replace("_", "__")]))
+        else:
+            name = draw(names)
+        if name not in out and name.lower() not in TAKEN:
+            out.append(name)
+    return out
+
+
+texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=40,
+) | st.sampled_from(
+    ["", " ", "名前 テスト", "مرحبا", "🙂👍🏽", "e\u0301", "a\nb\tc", "'; DROP TABLE x; --"]
+)
+floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [0.0, -0.0, 5e-324, 1.7976931348623157e308, -1.7976931348623157e308, 2.0**53 + 2]
+)
+int32 = st.integers(-(2**31), 2**31 - 1) | st.sampled_from([-(2**31), 2**31 - 1, 0])
+moments = st.datetimes(min_value=datetime(1901, 1, 2), max_value=datetime(2199, 12, 30)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+offsets = st.sampled_from([0, 60, -300, 330, 345, -570, 840, -720]).map(
+    lambda m: timezone(timedelta(minutes=m))
+)
+
+
+@st.composite
+def timestamp(draw: st.DrawFn) -> tuple[str, datetime]:
+    """(the text the API sends, the instant the warehouse should hold), in one of many forms."""
+    form = draw(
+        st.sampled_from(["z", "offset", "naive", "nanos", "date", "space", "basic", "milli"])
+    )
+    moment = draw(moments)
+    if form == "date":
+        moment = datetime.combine(moment.date(), time(), UTC)
+        return moment.date().isoformat(), moment
+    if form == "offset":
+        return moment.astimezone(draw(offsets)).isoformat(), moment
+    if form == "naive":
+        return moment.replace(tzinfo=None).isoformat(), moment
+    if form == "nanos":
+        text = moment.replace(tzinfo=None).isoformat(timespec="microseconds")
+        return f"{text}{draw(st.integers(0, 999)):03d}+00:00", moment
+    if form == "space":
+        return moment.isoformat(sep=" "), moment
+    if form == "basic":
+        return moment.strftime("%Y%m%dT%H%M%S.%fZ"), moment
+    if form == "milli":
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), moment
+    return moment.isoformat().replace("+00:00", "Z"), moment
+
+
+def scalar_value(draw: st.DrawFn, scalar: str, enums: dict[str, list[str]]) -> tuple[Any, Any]:
+    """(as sent, as loaded) for one value of a scalar or enum type."""
+    if scalar == "Int":
+        value = draw(int32)
+        return value, value
+    if scalar == "Float":
+        value = draw(floats)
+        return value, value
+    if scalar == "Boolean":
+        value = draw(st.booleans())
+        return value, value
+    if scalar == "DateTime":
+        return draw(timestamp())
+    if scalar in enums:
+        value = draw(st.sampled_from(enums[scalar]))
+        return value, value
+    value = draw(texts)
+    return value, value
+
+
+@st.composite
+def generated(draw: st.DrawFn) -> Generated:
+    enum_values = draw(st.lists(st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True), min_size=1,
+                                max_size=4, unique=True))  # fmt: skip
+    enums = {"Kind": enum_values}
+    type_names = [f"T{i}" for i in range(draw(st.integers(1, 3)))]
+    types: dict[str, list[dict[str, Any]]] = {}
+    for type_name in type_names:
+        fields = []
+        for name in draw(field_names(draw(st.integers(1, 7)))):
+            kind = draw(st.sampled_from(["scalar"] * 5 + ["list", "object", "connection"]))
+            entry: dict[str, Any] = {"name": name, "kind": "scalar" if kind == "list" else kind}
+            if kind in ("scalar", "list"):
+                entry["type"] = draw(st.sampled_from([*SCALARS, "Kind"]))
+                entry["list"] = kind == "list"
+                entry["non_null"] = draw(st.booleans())
+            else:
+                entry["target"] = draw(st.sampled_from(type_names))
+            entry["deprecated"] = draw(st.integers(0, 9)) == 0
+            fields.append(entry)
+        types[type_name] = fields
+    roots = {f"{draw(names)}_{i}": type_name for i, type_name in enumerate(type_names)}
+    counts = {t: draw(st.integers(0, 9)) for t in type_names}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    expected: dict[str, dict[int, dict[str, Any]]] = {}
+    for type_name in type_names:
+        rows[type_name], expected[type_name] = [], {}
+        for pk in draw(st.lists(st.integers(1, 2**31 - 1), min_size=counts[type_name],
+                                max_size=counts[type_name], unique=True)):  # fmt: skip
+            sent: dict[str, Any] = {"pk": pk}
+            loaded: dict[str, Any] = {"pk": pk}
+            for entry in types[type_name]:
+                name = entry["name"]
+                if entry["kind"] in ("object", "connection"):
+                    targets = [row["pk"] for row in rows.get(entry["target"], [])]
+                    if entry["kind"] == "object":
+                        value = draw(st.sampled_from([None, *targets])) if targets else None
+                    else:
+                        value = draw(st.lists(st.sampled_from(targets), unique=True, max_size=12)) if targets else []  # fmt: skip
+                    sent[name] = loaded[name] = value
+                    continue
+                if not entry["non_null"] and draw(st.integers(0, 3)) == 0:
+                    sent[name] = loaded[name] = None
+                    continue
+                if entry["list"]:
+                    pairs = [
+                        scalar_value(draw, entry["type"], enums)
+                        for _ in range(draw(st.integers(0, 4)))
+                    ]
+                    sent[name] = [p[0] for p in pairs]
+                    loaded[name] = [p[1] for p in pairs]
+                else:
+                    sent[name], loaded[name] = scalar_value(draw, entry["type"], enums)
+            rows[type_name].append(sent)
+            expected[type_name][pk] = loaded
+    # objects and connections point at rows generated before them: fill the rest now
+    for type_name in type_names:
+        for entry in types[type_name]:
+            if entry["kind"] not in ("object", "connection"):
+                continue
+            targets = [row["pk"] for row in rows[entry["target"]]]
+            for row in rows[type_name]:
+                if entry["kind"] == "object" and row[entry["name"]] is None and targets:
+                    row[entry["name"]] = draw(st.sampled_from([None, *targets]))
+                elif entry["kind"] == "connection" and not row[entry["name"]] and targets:
+                    row[entry["name"]] = draw(st.lists(st.sampled_from(targets), unique=True, max_size=12))  # fmt: skip
+                expected[type_name][row["pk"]][entry["name"]] = row[entry["name"]]
+    spec = {
+        "types": types,
+        "enums": enums,
+        "roots": roots,
+        "rows": rows,
+        "node": draw(st.booleans()),
+        "page_limit": draw(st.sampled_from([3, 5, 100])),
+    }
+    return Generated(spec, expected)
+
+
+# -- the comparison ----------------------------------------------------------------------------
+
+
+def same(expected: Any, loaded: Any) -> bool:
+    """Exactly the generated value: a float to the bit, an instant as the same UTC moment."""
+    if expected is None or loaded is None:
+        return expected is None and loaded is None
+    if isinstance(expected, bool) or isinstance(loaded, bool):
+        return expected is loaded
+    if isinstance(expected, datetime):
+        return isinstance(loaded, datetime) and expected == loaded.astimezone(UTC)
+    if isinstance(expected, float):
+        return isinstance(loaded, float | int) and float(loaded) == expected
+    return type(expected) is type(loaded) and expected == loaded
+
+
+def assert_loaded_equals_generated(
+    warehouse: Warehouse, pipeline: Any, generated: Generated
+) -> None:
+    spec = generated.spec
+    naming = pipeline.default_schema.naming
+    tables = set(pipeline.default_schema.tables)
+    for root, type_name in spec["roots"].items():
+        table = naming.normalize_tables_path(table_name(root))
+        want = generated.expected[type_name]
+        loaded = read_or_none(warehouse, pipeline, table) if table in tables else []
+        assert sorted(row["pk"] for row in loaded) == sorted(want), table
+        fields = spec["types"][type_name]
+        keys = keys_of(spec, type_name)
+        by_pk = {row["pk"]: row for row in loaded}
+        columns = set().union(*(row.keys() for row in loaded)) if loaded else set()
+        live = {naming.normalize_path(keys[f["name"]]) for f in fields if not f.get("deprecated")}
+        for entry in fields:
+            column = naming.normalize_path(keys[entry["name"]])
+            if entry.get("deprecated") and column in live:
+                continue  # a live field's column (the deprecated field is not selected)
+            if entry.get("deprecated"):
+                if entry["kind"] == "object":
+                    column = naming.shorten_fragments(column, "pk")
+                if entry["kind"] in ("scalar", "object") and not entry.get("list"):
+                    assert column not in columns, f"{table}.{column}: deprecated, loaded"
+                else:
+                    child = naming.shorten_fragments(table, column)
+                    assert child not in pipeline.default_schema.tables, f"{child}: deprecated"
+                continue
+            if entry["kind"] == "object":
+                column = naming.shorten_fragments(column, "pk")
+                for pk, row in want.items():
+                    assert by_pk[pk].get(column) == row[entry["name"]], (table, column, pk)
+            elif entry["kind"] == "scalar" and not entry.get("list"):
+                for pk, row in want.items():
+                    got = by_pk[pk].get(column)
+                    assert same(row[entry["name"]], got), (
+                        table,
+                        column,
+                        pk,
+                        row[entry["name"]],
+                        got,
+                    )
+            else:
+                assert_child_table(
+                    warehouse, pipeline, generated, table, type_name, entry, column, by_pk
+                )
+
+
+def assert_child_table(
+    warehouse: Warehouse,
+    pipeline: Any,
+    generated: Generated,
+    table: str,
+    type_name: str,
+    entry: dict[str, Any],
+    column: str,
+    parents: dict[int, dict[str, Any]],
+) -> None:
+    naming = pipeline.default_schema.naming
+    child = naming.shorten_fragments(table, column)
+    want = {pk: row[entry["name"]] or [] for pk, row in generated.expected[type_name].items()}  # fmt: skip
+    rows = read_or_none(warehouse, pipeline, child)
+    by_dlt_id = {row["_dlt_id"]: pk for pk, row in parents.items()}
+    got: dict[int, list[tuple[int, Any]]] = {}
+    for row in rows:
+        parent = by_dlt_id[row["_dlt_parent_id"]]
+        if entry["kind"] == "connection":
+            assert row["_parent_pk"] == parent, (child, row)
+            got.setdefault(parent, []).append((row["_dlt_list_idx"], row["pk"]))
+        else:
+            got.setdefault(parent, []).append((row["_dlt_list_idx"], row["value"]))
+    for pk, items in want.items():
+        loaded = [value for _, value in sorted(got.get(pk, []), key=lambda pair: pair[0])]
+        assert len(loaded) == len(items), (child, pk, items, loaded)
+        for expected, value in zip(items, loaded, strict=True):
+            assert same(expected, value), (child, pk, expected, value)
+    if entry["kind"] == "connection":
+        assert_nested_scalars(warehouse, pipeline, generated, entry, rows)
+
+
+def assert_nested_scalars(
+    warehouse: Warehouse, pipeline: Any, generated: Generated, entry: dict[str, Any], rows: list
+) -> None:
+    """The nested nodes' own scalars, as the target type's rows hold them."""
+    naming = pipeline.default_schema.naming
+    target = entry["target"]
+    fields = generated.spec["types"][target]
+    keys = keys_of(generated.spec, target)
+    for row in rows:
+        truth = generated.expected[target][row["pk"]]
+        for item in fields:
+            if item["kind"] != "scalar" or item.get("list") or item.get("deprecated"):
+                continue
+            column = naming.normalize_path(keys[item["name"]])
+            assert same(truth[item["name"]], row.get(column)), (target, column, row["pk"])
+
+
+def read_or_none(warehouse: Warehouse, pipeline: Any, table: str) -> list[dict[str, Any]]:
+    """A table's rows; none where dlt never made it (a child table no row reached)."""
+    try:
+        return warehouse.rows(pipeline, table, dlt_columns=True)
+    except DatabaseUndefinedRelation:
+        return []
+
+
+def keys_of(spec: dict[str, Any], type_name: str) -> dict[str, str]:
+    """Each field's response key, by the source's rule (`response_keys`), from the spec."""
+    fields = [{"name": "pk", "kind": "scalar"}, *(
+        [{"name": "id", "kind": "scalar"}] if spec["node"] else []), *spec["types"][type_name]]  # fmt: skip
+    columns = [
+        None if f.get("deprecated") else f"{f['name']}__pk" if f["kind"] == "object" else f["name"]
+        for f in fields
+    ]
+    return response_keys([f["name"] for f in fields], columns)
+
+
+# -- the test ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generator_sandbox() -> Any:
+    with SandboxProcess(rows=100, seed=3) as process:
+        yield process
+
+
+_runs = itertools.count()
+
+
+def sync_generated(
+    sandbox: SandboxProcess, warehouse: Warehouse, generated: Generated, page_size: int
+) -> Any:
+    sandbox.configure(api=API, spec=generated.spec)
+    run = next(_runs)
+    workdir = Path(warehouse.workdir) / f"run{run}"
+    workdir.mkdir()
+    dataset = f"{warehouse.dataset_name}_{run}"
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/{API}/graphql", api_token=API_TOKEN, page_size=page_size
+    )
+    return sync(
+        "plusplus_graphql",
+        sandbox,
+        workdir,
+        dataset=dataset,
+        destination=warehouse.make(dataset),
+        source=source,
+    )
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])  # fmt: skip
+@given(generated=generated(), page_size=st.sampled_from([2, 4, 100]))
+def test_generated_schemas_and_data_sync_to_what_was_generated(
+    generator_sandbox: SandboxProcess, destination: Warehouse, generated: Generated, page_size: int
+) -> None:
+    pipeline = sync_generated(generator_sandbox, destination, generated, page_size)
+    try:
+        assert_loaded_equals_generated(destination, pipeline, generated)
+    except AssertionError:
+        Path("/tmp/lxp_generated_failure.json").write_text(json.dumps(generated.spec, indent=1))
+        raise
+
+
+def test_the_generated_api_serves_its_spec(generator_sandbox: SandboxProcess) -> None:
+    import httpx
+
+    spec = {
+        "types": {"T0": [{"name": "select", "kind": "scalar", "type": "String"}]},
+        "roots": {"things": "T0"},
+        "rows": {"T0": [{"pk": 1, "select": "名前"}, {"pk": 2, "select": None}]},
+        "page_limit": 1,
+    }
+    generator_sandbox.configure(api=API, spec=spec)
+    url = f"{generator_sandbox.url}/{API}/graphql"
+    headers = {"Authorization": f"Token {API_TOKEN}"}
+    body = httpx.post(url, json={"query": "{ things(first: 1) { edges { node { pk select } } totalCount } }"}, headers=headers).json()  # fmt: skip
+    assert body["data"]["things"] == {
+        "edges": [{"node": {"pk": 1, "select": "名前"}}],
+        "totalCount": 2,
+    }
+    refused = httpx.post(url, json={"query": "{ things(first: 2) { totalCount } }"}, headers=headers).json()  # fmt: skip
+    assert "exceeds the `first` limit of 1 records" in refused["errors"][0]["message"]
+
+
+# -- examples kept as regular tests: what the generator found, and its neighbours ------------------
+
+COLLIDING = Generated(
+    spec={
+        "types": {
+            "T0": [
+                {"name": "Name", "kind": "scalar", "type": "String"},
+                {"name": "name", "kind": "scalar", "type": "String"},
+                {"name": "x_", "kind": "scalar", "type": "Int"},
+                {"name": "xx", "kind": "scalar", "type": "Int"},
+                {"name": "a__b", "kind": "scalar", "type": "Boolean"},
+                {"name": "a_b", "kind": "scalar", "type": "Boolean"},
+                {"name": "owner__pk", "kind": "scalar", "type": "Int"},
+                {"name": "owner", "kind": "object", "target": "T0"},
+                {"name": "PK", "kind": "scalar", "type": "String"},
+                {"name": "select", "kind": "connection", "target": "T0"},
+                {"name": "x" * 70, "kind": "scalar", "type": "String"},
+                {"name": "x" * 69 + "y", "kind": "scalar", "type": "String"},
+            ]
+        },
+        "enums": {},
+        "roots": {"Things__all": "T0"},
+        "rows": {
+            "T0": [
+                {
+                    "pk": 1,
+                    "Name": "A",
+                    "name": "a",
+                    "x_": 1,
+                    "xx": 2,
+                    "a__b": True,
+                    "a_b": False,
+                    "owner__pk": 7,
+                    "owner": 2,
+                    "PK": "p",
+                    "select": [2, 1],
+                    "x" * 70: "long",
+                    "x" * 69 + "y": "longer",
+                },
+                {
+                    "pk": 2,
+                    "Name": None,
+                    "name": "b",
+                    "x_": None,
+                    "xx": 0,
+                    "a__b": None,
+                    "a_b": True,
+                    "owner__pk": None,
+                    "owner": None,
+                    "PK": None,
+                    "select": [],
+                    "x" * 70: None,
+                    "x" * 69 + "y": "名前",
+                },
+            ]
+        },  # fmt: skip
+        "node": False,
+        "page_limit": 1,
+    }
+)
+COLLIDING.expected = {"T0": {row["pk"]: dict(row) for row in COLLIDING.spec["rows"]["T0"]}}
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_fields_that_dlt_would_make_one_column_land_in_columns_of_their_own(
+    generator_sandbox: SandboxProcess, destination: Warehouse
+) -> None:
+    # `Name`/`name`, `x_`/`xx`, a field `owner__pk` beside `owner { pk }`, 63-byte names, a
+    # root name with `__`, a nested connection named `select`, one row a page (`page_limit`)
+    pipeline = sync_generated(generator_sandbox, destination, COLLIDING, page_size=100)
+    assert_loaded_equals_generated(destination, pipeline, COLLIDING)
+    columns = pipeline.default_schema.get_table_columns(
+        pipeline.default_schema.naming.normalize_tables_path(table_name("Things__all"))
+    )
+    aliased = {c for c in columns if c.startswith(("name_", "xx_", "x__", "owner__pk_", "pk_"))}
+    # `Name`, `x_`, `owner__pk` and `PK` get aliases; `name`, `xx`, `owner { pk }`, `pk` stay
+    assert len(aliased) == 4, sorted(columns)
+
+
+# found by the long profile: a deprecated object beside a live scalar of the same name (it took
+# the name and the scalar got an alias), and a list of DateTime whose texts were loaded as text
+# (a date alone) or as timestamps (dlt's own detection), depending on the first values
+FOUND = Generated(
+    spec={
+        "types": {
+            "T0": [
+                {"name": "l_mm", "kind": "scalar", "type": "Int"},
+                {"name": "L_mm", "kind": "object", "target": "T0", "deprecated": True},
+                {"name": "L__mm", "kind": "connection", "target": "T0"},
+                {"name": "window", "kind": "scalar", "type": "DateTime", "list": True},
+            ]
+        },
+        "enums": {},
+        "roots": {"things": "T0"},
+        "rows": {
+            "T0": [
+                {
+                    "pk": 1,
+                    "l_mm": -(2**31),
+                    "L_mm": 1,
+                    "L__mm": [1],
+                    "window": ["2185-01-18", "2024-02-29T23:59:59.123456789+05:30"],
+                },
+                {
+                    "pk": 2,
+                    "l_mm": 2**31 - 1,
+                    "L_mm": None,
+                    "L__mm": [],
+                    "window": ["1901-12-13T20:45:52", "2024-01-02 03:04:05Z"],
+                },
+            ]
+        },  # fmt: skip
+        "node": True,
+        "page_limit": 100,
+    }
+)
+FOUND.expected = {
+    "T0": {
+        1: {"pk": 1, "l_mm": -(2**31), "L_mm": 1, "L__mm": [1], "window": [
+            datetime(2185, 1, 18, tzinfo=UTC),
+            datetime(2024, 2, 29, 18, 29, 59, 123456, tzinfo=UTC)]},
+        2: {"pk": 2, "l_mm": 2**31 - 1, "L_mm": None, "L__mm": [], "window": [
+            datetime(1901, 12, 13, 20, 45, 52, tzinfo=UTC),
+            datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)]},
+    }
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_examples_the_long_profile_found(
+    generator_sandbox: SandboxProcess, destination: Warehouse
+) -> None:
+    pipeline = sync_generated(generator_sandbox, destination, FOUND, page_size=100)
+    assert_loaded_equals_generated(destination, pipeline, FOUND)
+    columns = pipeline.default_schema.get_table_columns("things")
+    assert "l_mm" in columns and not any(c.startswith("l_mm__pk") for c in columns)
+    window = pipeline.default_schema.get_table_columns("things__window")["value"]
+    assert window["data_type"] == "timestamp"
