@@ -17,6 +17,7 @@ from typing import Any
 from lxp_sync import __version__
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.pipelines.interrupts import StopOnSignals, interrupted_line
+from lxp_sync.pipelines.memory import bound_process_memory
 from lxp_sync.pipelines.project import use_project_dir
 from lxp_sync.pipelines.reconcile import reconcile_source
 from lxp_sync.pipelines.registry import SOURCES
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if args.command in ("run", "reconcile"):
+        bound_process_memory()
     # a run stops on SIGINT/SIGTERM within seconds (other commands keep Python's Ctrl-C)
     signals = StopOnSignals() if args.command in ("run", "reconcile") else nullcontext()
     with signals:
