@@ -60,7 +60,11 @@ def read_pages(
     cursor = endpoint.server_cursor or endpoint.client_cursor
     # a row read twice is yielded again only where a timestamp cursor shows it changed; the
     # refresh window's rows (a `created` cursor) keep their first copy, compared next run
-    fresh = None if endpoint.refresh_window or started is None else changed_since(cursor, started)
+    fresh = (
+        None
+        if yields_each_key_once(endpoint) or started is None
+        else changed_since(cursor, started)
+    )
     yield from numbered_pages(
         fetch,
         client=client,
@@ -72,6 +76,12 @@ def read_pages(
         max_pages=max_pages,
         seen=seen,
     )
+
+
+def yields_each_key_once(endpoint: RestEndpoint) -> bool:
+    """Whether a read yields every key at most once (no later copy of a row that changed while
+    the list was read): then the load need not deduplicate."""
+    return endpoint.refresh_window or not (endpoint.server_cursor or endpoint.client_cursor)
 
 
 def cursor_params(endpoint: RestEndpoint, start_value: Any) -> dict[str, Any]:
