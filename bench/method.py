@@ -30,7 +30,11 @@ airbyte`, a few minutes, never timed).
   latency (`--latency-ms`) is added by the sandbox to every request before it is counted; it
   is switched through `/_sandbox/config` between series.
 - **One process per measured run**, started fresh in an empty directory (its own
-  `DLT_DATA_DIR`, pipelines dir and DuckDB file), so nothing is cached between runs.
+  `DLT_DATA_DIR`, pipelines dir and DuckDB file), so nothing is cached between runs. Before
+  the first, the checkout's modules (`sources/`, `pipelines/`, `bench/`) are byte-compiled once,
+  untimed, as `pip install` compiles an installed package (dlt and Airbyte come compiled from
+  their installs): this machine's environment sets `PYTHONDONTWRITEBYTECODE`, under which every
+  run would otherwise compile them from source.
   - `wall s`: spawn to exit of that process, as a user waits for it: interpreter start and
     imports included. `rows/s` = rows / wall s. `sync rows/s` uses the time the tool itself
     reports for its sync (after its imports): lxp-sync's "loaded ... in N s" line, dlt's
