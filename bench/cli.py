@@ -1,81 +1,69 @@
-"""`python -m bench`: start the sandbox, time every tool on the same data, write the results.
+"""`python -m bench`: start the sandbox, time every source and tool on the same data, report.
 
-For each scale, one sandbox (`python -m lxp_sync_sandbox` in a child process); for each latency, every
-full-sync tool `--runs` times, interleaved (tool A, tool B, ..., then again), each run a fresh
-process in a fresh directory. Then, at each latency, the incremental scenario (a full lxp-sync
-run, 1% of the rows changed through `/_sandbox/mutate`, an incremental run), and once the
-rate-limit scenario. Medians go to `DIR/results.json`, the table to stdout, and the method,
-table and chart to `docs/benchmarks.md` and `docs/benchmarks.png`.
+For each scale, one sandbox (`python -m lxp_sync_sandbox` in a child process) serving all four
+APIs; for each latency, every full-sync tool of every source `--runs` times, interleaved (source A
+tool 1, tool 2, ..., source B ..., then again), each run a fresh process in a fresh directory;
+after them, in the directory of the last lxp-sync load of each source, the deletes sweep and a
+full refresh. Then, at each latency, PlusPlus REST's incremental scenario (a full run, 1% of the
+rows changed, an incremental run), and once per source the rate-limit scenario. Medians go to `OUT/results.json` and the
+table to stdout; the page and its chart go to OUT too, or with `--docs` to `docs/`.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
-import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import tomllib
-from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import report
-from bench.measure import process_cpu_s, run_measured
-from bench.peers import CURSOR_ENTITIES, ENTITIES, PAGE_SIZE, airbyte_manifest
+from bench.measure import Spawner
+from bench.session import Session, say, startup
+from bench.sources import SOURCES, setting
 from bench.tools import (
     ALL_TOOLS,
-    FULL_SYNC_TOOLS,
     INCREMENTAL_TOOL,
+    REST_ONLY,
     ROOT,
-    Target,
+    STARTUP_TOOL,
+    SWEEP_TOOL,
     airbyte_versions,
     ensure_airbyte_venv,
-    error_text,
-    inner_seconds,
-    last_json_line,
-    launch,
-    loaded_rows,
+    tools_for,
 )
-from bench.workers import ceiling
 
 DEFAULT_SCALES = [10_000, 100_000]
 QUICK_SCALES = [2_000]
-CHANGED_SHARE = 0.01  # rows changed before the incremental run
-
-
-def _connector_concurrency() -> int:
-    """Pages in flight per resource as lxp-sync runs here: the project's `.dlt/config.toml`."""
-    try:
-        settings = tomllib.loads((ROOT / ".dlt" / "config.toml").read_text())
-        return int(settings["sources"]["plusplus_rest"]["concurrency"])
-    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
-        return 4  # the source's default
-
-
-CONNECTOR_CONCURRENCY = _connector_concurrency()
+MILLION = 1_000_000
+# the 1M scale is the memory figure: lxp-sync and the ceilings, at 0 ms, once
+MILLION_TOOLS = ["ceiling_concurrent", "lxp_sync"]
 RATE_LIMIT_MAX_SCALE = 100_000  # the rate-limit scenario runs at the largest scale up to this
+STARTUP_RUNS = 5
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Rows/s, requests and peak memory of lxp-sync, a fetch-only ceiling and the "
-        "peers (dlt rest_api, Airbyte low-code), on the same sandbox data.",
+        description="Rows/s, requests and peak memory of lxp-sync for every source, next to each "
+        "source's fetch-only ceiling and, for PlusPlus REST, the peers (dlt rest_api, Airbyte "
+        "low-code), on the same sandbox data.",
     )
     parser.add_argument("--rows", type=int, help="one scale (sandbox rows); overrides --scales")
     parser.add_argument(
         "--scales", type=int, nargs="+", help=f"sandbox sizes (default: {DEFAULT_SCALES})"
     )
-    parser.add_argument("--with-1m", action="store_true", help="add the 1,000,000-row scale")
+    parser.add_argument(
+        "--with-1m",
+        action="store_true",
+        help="add the 1,000,000-row scale (lxp-sync and the ceilings, 0 ms, one run)",
+    )
     parser.add_argument(
         "--latency-ms",
         type=float,
@@ -88,20 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate-limit",
         type=int,
-        default=20,
-        help="requests/s for the rate-limit scenario (default 20; 0 skips it)",
+        default=40,
+        help="the highest requests/s of the rate-limit scenario; each source gets the limit "
+        "that makes its full sync take about 30 windows, within 2..this (0 skips it)",
     )
+    parser.add_argument("--sources", nargs="+", choices=SOURCES, help="a subset of the sources")
     parser.add_argument("--tools", nargs="+", choices=ALL_TOOLS, help="a subset of the tools")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results dir")
     parser.add_argument(
         "--docs",
-        help="where benchmarks.md and benchmarks.png go (default: docs/; --quick: the out dir)",
+        nargs="?",
+        const=str(ROOT / "docs"),
+        help="write benchmarks.md and benchmarks.png there (no DIR: the tracked docs/); "
+        "without --docs they go to the out dir",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 2000 rows, 0 ms, no Airbyte peer unless --tools names it, "
-        "docs written to the out dir",
+        help="smoke run: 2000 rows, 0 ms, no Airbyte peer unless --tools names it",
     )
     parser.add_argument(
         "--connector",
@@ -111,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--render",
         action="store_true",
-        help="measure nothing: rewrite the table, page and chart from DIR/results.json",
+        help="measure nothing: rewrite the table, page and chart from OUT/results.json",
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout-s", type=float, default=900, help="per run; then stopped")
@@ -123,6 +115,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.render:
+        out = Path(args.out).resolve()
+        docs = Path(args.docs).resolve() if args.docs else out
+        _publish(json.loads((out / "results.json").read_text()), out, docs)
+        return
+    # first, while this process is small: every measured command is spawned from it
+    with Spawner() as spawner:
+        _measure_all(args, spawner)
+
+
+def _compile_checkout() -> None:
+    """Byte-compile the checkout's modules once, untimed, as `pip install` does for a package.
+
+    Measured processes then read them compiled even where the environment sets
+    PYTHONDONTWRITEBYTECODE (this machine does); otherwise lxp-sync and the ceiling would
+    compile their own modules from source in every run while dlt and Airbyte, installed by
+    pip, would not.
+    """
+    for folder in ("sources", "pipelines", "bench"):
+        compileall.compile_dir(str(ROOT / folder), quiet=1)
+
+
+def _measure_all(args: argparse.Namespace, spawner: Spawner) -> None:
     if args.runs is None:
         args.runs = 1 if args.quick else 2
     scales = (
@@ -130,54 +145,66 @@ def main(argv: list[str] | None = None) -> None:
         if args.rows
         else list(args.scales or (QUICK_SCALES if args.quick else DEFAULT_SCALES))
     )
-    if args.with_1m and 1_000_000 not in scales:
-        scales.append(1_000_000)
+    if args.with_1m and MILLION not in scales:
+        scales.append(MILLION)
     latencies = (
         args.latency_ms if args.latency_ms is not None else ([0.0] if args.quick else [0.0, 50.0])
     )
+    sources = list(args.sources or SOURCES)
     tools = list(args.tools or ALL_TOOLS)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    docs = Path(args.docs).resolve() if args.docs else (out if args.quick else ROOT / "docs")
-    if args.render:
-        _publish(json.loads((out / "results.json").read_text()), out, docs)
-        return
-
+    docs = Path(args.docs).resolve() if args.docs else out
     skipped: dict[str, str] = {}
-    if "airbyte_lowcode" in tools:
+    if "airbyte_lowcode" in tools and "plusplus_rest" in sources:
         if args.quick and not args.tools:
             skipped["airbyte_lowcode"] = "skipped: --quick does not run the Airbyte peer"
         else:
-            problem = ensure_airbyte_venv(log=_say)
+            problem = ensure_airbyte_venv(log=say)
             if problem:
                 skipped["airbyte_lowcode"] = problem
 
+    _compile_checkout()
     started = time.time()
-    meta = _machine(args, scales, latencies, tools)
+    meta = _machine(args, scales, latencies, sources, tools)
     runs: list[dict[str, Any]] = []
     rate_limited: list[dict[str, Any]] = []
     rate_scale = max([s for s in scales if s <= RATE_LIMIT_MAX_SCALE] or [min(scales)])
     for scale in scales:
-        with Session(scale, args) as session:
-            for latency in latencies:
+        million = scale == MILLION and args.with_1m
+        scale_tools = [t for t in tools if t in MILLION_TOOLS] if million else tools
+        scale_latencies = [0.0] if million else latencies
+        with Session(scale, sources, args, spawner) as session:
+            sweep = SWEEP_TOOL in scale_tools
+            runs_here = 1 if million else args.runs
+            for latency in scale_latencies:
                 session.configure(latency_ms=latency)
-                for run in range(args.runs):
-                    for tool in tools:
-                        if tool == INCREMENTAL_TOOL:
-                            continue
-                        if tool in skipped:
-                            if run == 0:
-                                runs.append(session.skipped(tool, latency, skipped[tool]))
-                            continue
-                        runs.append(session.full_sync(tool, latency, run))
-            if INCREMENTAL_TOOL in tools:
-                # last: its mutations change the data the full syncs above read
-                for latency in latencies:
+                _load(f"{scale} rows, {latency:g} ms", meta)
+                for run in range(runs_here):
+                    for source in sources:
+                        for tool in tools_for(source, scale_tools):
+                            if tool in skipped:
+                                if run == 0:
+                                    reason = skipped[tool]
+                                    runs.append(session.skipped(source, tool, latency, reason))
+                                continue
+                            # the last lxp-sync load is kept for the deletes sweep
+                            keep = sweep and tool == "lxp_sync" and run == runs_here - 1
+                            runs.append(session.full_sync(source, tool, latency, run, keep=keep))
+                if sweep:
+                    for source in sources:
+                        runs += session.sweep(source, latency)
+            if INCREMENTAL_TOOL in scale_tools and "plusplus_rest" in sources:
+                # last: its mutations change the data the runs above read
+                for latency in scale_latencies:
                     session.configure(latency_ms=latency)
-                    for run in range(args.runs):
-                        runs.append(session.incremental(latency, run))
+                    runs.append(session.incremental(latency, 0))
             if args.rate_limit and scale == rate_scale and "lxp_sync" in tools:
-                rate_limited.append(session.rate_limited(args.rate_limit))
+                _load(f"rate limit at {scale} rows", meta)
+                for source in sources:
+                    limit = session.rate_limit_for(source, args.rate_limit)
+                    rate_limited.append(session.rate_limited(source, limit))
+    starts = startup(spawner, STARTUP_RUNS, args.timeout_s) if STARTUP_TOOL in tools else []
     meta["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     meta["duration_s"] = round(time.time() - started, 1)
     meta["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -187,26 +214,35 @@ def main(argv: list[str] | None = None) -> None:
         "meta": meta,
         "records": records,
         "rate_limit": rate_limited,
+        "startup": report.startup_medians(starts),
         "targets": report.targets(records, rate_limited),
         "runs": runs,
+        "startup_runs": starts,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     _publish(results, out, docs)
 
 
+def _load(where: str, meta: dict[str, Any]) -> None:
+    """The load average as each series starts, kept with the results (the machine is shared)."""
+    load = round(os.getloadavg()[0], 2)
+    meta.setdefault("load_average", {})[where] = load
+    say(f"{where}: load average {load}")
+
+
 def _publish(results: dict[str, Any], out: Path, docs: Path) -> None:
-    print(report.table(results["records"], results["rate_limit"], results["targets"]))
+    print(report.table(results))
     docs.mkdir(parents=True, exist_ok=True)
     report.write_docs(results, docs / "benchmarks.md", docs / "benchmarks.png")
-    _say(f"wrote {out / 'results.json'}, {docs / 'benchmarks.md'}, {docs / 'benchmarks.png'}")
-
-
-def _say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    say(f"wrote {out / 'results.json'}, {docs / 'benchmarks.md'}, {docs / 'benchmarks.png'}")
 
 
 def _machine(
-    args: argparse.Namespace, scales: list[int], latencies: list[float], tools: list[str]
+    args: argparse.Namespace,
+    scales: list[int],
+    latencies: list[float],
+    sources: list[str],
+    tools: list[str],
 ) -> dict[str, Any]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -223,12 +259,14 @@ def _machine(
             packages[name] = version(name)
         except Exception:
             packages[name] = "missing"
+    peers = "plusplus_rest" in sources and any(t in REST_ONLY for t in tools)
     return {
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": "python -m bench " + " ".join(sys.argv[1:]),
         "scales": scales,
         "latencies_ms": latencies,
         "runs": args.runs,
+        "sources": sources,
         "tools": tools,
         "quick": args.quick,
         "machine": {
@@ -239,8 +277,9 @@ def _machine(
             "python": platform.python_version(),
         },
         "packages": packages,
-        "airbyte_venv": airbyte_versions() if "airbyte_lowcode" in tools else {},
-        "connector_concurrency": CONNECTOR_CONCURRENCY,
+        "airbyte_venv": airbyte_versions() if peers and "airbyte_lowcode" in tools else {},
+        "connector_concurrency": int(setting("sources.plusplus_rest", "concurrency", 4)),
+        "extract_workers": int(setting("extract", "workers", 5)),
         "connector": _connector_version(args.connector),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
@@ -265,204 +304,4 @@ def _connector_version(connector: str | None) -> str:
     )
 
 
-class Session:
-    """One sandbox at one scale, and the scenarios run against it."""
-
-    def __init__(self, scale: int, args: argparse.Namespace) -> None:
-        from lxp_sync_sandbox.plusplus_rest import API_TOKEN
-        from lxp_sync_sandbox.server import SandboxProcess
-
-        self.scale, self.args = scale, args
-        self.sandbox = SandboxProcess(rows=scale, seed=args.seed)
-        self.token = API_TOKEN
-        self.root = Path(tempfile.mkdtemp(prefix=f"lxp-bench-{scale}-"))
-
-    def __enter__(self) -> Session:
-        _say(f"starting the sandbox with {self.scale} rows ...")
-        self.sandbox.start(timeout=600)
-        self.api_url = f"{self.sandbox.url}/plusplus_rest/api/v1"
-        self.totals, samples = self._survey()
-        manifest = self.root / "airbyte_manifest.json"
-        manifest.write_text(json.dumps(airbyte_manifest(self.api_url, samples), indent=1))
-        self.target = Target(
-            self.api_url, self.token, manifest, CONNECTOR_CONCURRENCY, self.args.connector
-        )
-        # The sandbox renders and caches page bodies on first use: warm it up, untimed, so that
-        # the first measured tool does not pay for that.
-        ceiling(self.api_url, self.token, CONNECTOR_CONCURRENCY)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.sandbox.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def _survey(self) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]]]:
-        """Rows per entity (`meta.total_count`) and a first page of each, for Airbyte's schemas."""
-        totals, samples = {}, {}
-        headers = {"Authorization": f"Bearer {self.token}"}
-        for entity in ENTITIES:
-            body = httpx.get(
-                f"{self.api_url}/{entity}/",
-                params={"page_size": PAGE_SIZE},
-                headers=headers,
-                timeout=600,
-            ).json()
-            totals[entity] = int(body["meta"]["total_count"])
-            samples[entity] = body["data"]
-        return totals, samples
-
-    def configure(self, **settings: Any) -> None:
-        self.sandbox.configure(**settings)
-
-    def _base(self, tool: str, latency: float, run: int) -> dict[str, Any]:
-        return {
-            "tool": tool,
-            "scale": self.scale,
-            "rows": sum(self.totals.values()),
-            "latency_ms": latency,
-            "run": run + 1,
-        }
-
-    def skipped(self, tool: str, latency: float, reason: str) -> dict[str, Any]:
-        return {**self._base(tool, latency, 0), "error": reason}
-
-    def _measure(
-        self, tool: str, latency: float, run: int, workdir: Path, on_poll: Any = None
-    ) -> dict[str, Any]:
-        spec = launch(tool, self.target, workdir)
-        self.sandbox.clear_requests()
-        pid = self.sandbox.process.pid  # type: ignore[union-attr]
-        cpu_before = process_cpu_s(pid)
-        measured = run_measured(
-            spec.cmd,
-            env=spec.env,
-            cwd=workdir,
-            timeout_s=self.args.timeout_s,
-            max_rss_mb=self.args.max_rss_mb,
-            on_poll=on_poll,
-        )
-        sandbox_cpu = process_cpu_s(pid) - cpu_before
-        log = self.sandbox.requests(api="plusplus_rest")
-        statuses = Counter(entry["status"] for entry in log)
-        by_entity = Counter(entry["path"].rstrip("/").rsplit("/", 1)[-1] for entry in log)
-        record = {
-            **self._base(tool, latency, run),
-            "wall_s": round(measured.wall_s, 3),
-            "sync_s": inner_seconds(tool, measured.stdout),
-            "requests": len(log),
-            "requests_by_entity": dict(by_entity),
-            "status_429": statuses.get(429, 0),
-            "statuses": {str(k): v for k, v in statuses.items()},
-            "peak_rss_mb": round(measured.peak_rss_mb, 1),
-            "cpu_s": round(measured.cpu_s, 2),
-            "sandbox_cpu_s": round(sandbox_cpu, 2),
-            "error": None,
-        }
-        if measured.killed or measured.returncode != 0:
-            detail = error_text(measured.stderr, measured.stdout)
-            record["error"] = measured.killed or f"exit code {measured.returncode}: {detail}"
-            return record
-        if tool.startswith("ceiling"):
-            facts = last_json_line(measured.stdout) or {}
-            record["rows_loaded"] = facts.get("rows")
-        elif spec.database is not None:
-            counts = loaded_rows(spec.python, spec.database)
-            record["rows_loaded"] = sum(counts.values()) if counts else None
-        return record
-
-    def full_sync(self, tool: str, latency: float, run: int) -> dict[str, Any]:
-        workdir = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=self.root))
-        try:
-            record = self._measure(tool, latency, run, workdir)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        _say(_progress(record))
-        return record
-
-    def incremental(self, latency: float, run: int) -> dict[str, Any]:
-        """A full lxp-sync run, 1% of the rows changed, then an incremental run in the same place."""
-        workdir = Path(tempfile.mkdtemp(prefix="incremental-", dir=self.root))
-        try:
-            full = self._measure("lxp_sync", latency, run, workdir)
-            if full["error"]:
-                return {**full, "tool": INCREMENTAL_TOOL, "error": f"full sync: {full['error']}"}
-            changed = self._change_rows()
-            record = self._measure(INCREMENTAL_TOOL, latency, run, workdir)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        cursor = sum(record["requests_by_entity"].get(e, 0) for e in CURSOR_ENTITIES)
-        full_cursor = sum(full["requests_by_entity"].get(e, 0) for e in CURSOR_ENTITIES)
-        record.update(
-            rows_changed=changed,
-            requests_cursor=cursor,
-            full_requests=full["requests"],
-            full_requests_cursor=full_cursor,
-            full_wall_s=full["wall_s"],
-            cursor_request_share=round(cursor / full_cursor, 4) if full_cursor else None,
-        )
-        _say(_progress(record))
-        return record
-
-    def _change_rows(self) -> int:
-        """Update half and insert half of 1% of each entity's rows; returns how many changed."""
-        changed = 0
-        for entity, total in self.totals.items():
-            half = max(1, math.ceil(total * CHANGED_SHARE / 2))
-            result = self.sandbox.mutate(
-                api="plusplus_rest", entity=entity, update=half, insert=half
-            )
-            changed += len(result.get("updated", [])) + len(result.get("inserted", []))
-        return changed
-
-    def rate_limited(self, limit: int) -> dict[str, Any]:
-        """lxp-sync against a sandbox that allows `limit` requests a second: the rate it kept."""
-        self.configure(latency_ms=0.0, rate_limit=limit)
-        samples: list[tuple[float, int]] = []
-
-        def sample(elapsed: float) -> None:
-            response = httpx.get(
-                f"{self.sandbox.url}/_sandbox/requests", params={"api": "plusplus_rest"}
-            )
-            samples.append((elapsed, len(response.json()["requests"])))
-
-        workdir = Path(tempfile.mkdtemp(prefix="rate-limit-", dir=self.root))
-        try:
-            record = self._measure("lxp_sync", 0.0, 0, workdir, on_poll=sample)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-            self.configure(rate_limit=0)
-        record.update(rate_limit=limit, **_achieved_rate(samples, record["requests"]))
-        if record["achieved_rps"]:
-            record["share_of_limit"] = round(record["achieved_rps"] / limit, 3)
-        _say(
-            f"[{self.scale} rows, limit {limit}/s] lxp_sync: {record.get('achieved_rps')} req/s, "
-            f"{record['status_429']} x 429, {record['requests']} requests"
-        )
-        return record
-
-
-def _achieved_rate(samples: list[tuple[float, int]], total: int) -> dict[str, Any]:
-    """Requests per second from the first sample that saw a request to the first that saw all.
-
-    Sampling the log every 0.25 s bounds the error by 0.25 s over the whole sync.
-    """
-    first = next(((t, n) for t, n in samples if n > 0), None)
-    last = next((t for t, n in samples if n >= total), None)
-    if first is None or last is None or last <= first[0] or total - first[1] < 2:
-        return {"achieved_rps": None, "rate_window_s": None}
-    span = last - first[0]
-    return {"achieved_rps": round((total - first[1]) / span, 2), "rate_window_s": round(span, 2)}
-
-
-def _progress(record: dict[str, Any]) -> str:
-    head = f"[{record['scale']} rows, {record['latency_ms']:g} ms] run {record['run']} {record['tool']}"
-    if record.get("error"):
-        return f"{head}: error: {record['error'].splitlines()[-1][:200]}"
-    rate = record["rows"] / record["wall_s"] if record["wall_s"] else 0
-    return (
-        f"{head}: {record['wall_s']:.1f}s, {rate:,.0f} rows/s, {record['requests']} requests, "
-        f"{record['peak_rss_mb']:.0f} MB, sandbox CPU {record['sandbox_cpu_s']:.1f}s"
-    )
-
-
-__all__ = ["main", "FULL_SYNC_TOOLS"]
+__all__ = ["main"]

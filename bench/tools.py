@@ -8,10 +8,10 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.peers import ENTITIES
+from bench.sources import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -27,20 +27,40 @@ FULL_SYNC_TOOLS = [
     "dlt_rest_api_parquet",
     "airbyte_lowcode",
 ]
-INCREMENTAL_TOOL = "lxp_sync_incremental"
-ALL_TOOLS = [*FULL_SYNC_TOOLS, INCREMENTAL_TOOL]
+# measured for PlusPlus REST only: the peers, and the one-request-at-a-time ceiling
+REST_ONLY = {"ceiling", "dlt_rest_api", "dlt_rest_api_parquet", "airbyte_lowcode"}
 PEERS = ["dlt_rest_api", "dlt_rest_api_parquet", "airbyte_lowcode"]
+# scenarios (not full syncs): their records carry these tool names
+INCREMENTAL_TOOL = "lxp_sync_incremental"  # PlusPlus REST: 1% changed, then a run
+SWEEP_TOOL = "lxp_sync_sweep"  # every source: `reconcile` next to `run --full-refresh`
+RECONCILE = "lxp_sync_reconcile"
+FULL_REFRESH = "lxp_sync_full_refresh"
+STARTUP_TOOL = "startup"  # `lxp-sync --help`, `import lxp_sync.sources.plusplus`
+ALL_TOOLS = [*FULL_SYNC_TOOLS, INCREMENTAL_TOOL, SWEEP_TOOL, STARTUP_TOOL]
+
+
+def tools_for(source: str, tools: list[str]) -> list[str]:
+    """The full-sync tools of `tools` that apply to `source`."""
+    return [
+        t
+        for t in tools
+        if t in FULL_SYNC_TOOLS and (source == "plusplus_rest" or t not in REST_ONLY)
+    ]
 
 
 @dataclass
 class Target:
-    """Where the sandbox is, for the tools."""
+    """One source in the sandbox, for the tools."""
 
-    api_url: str  # .../plusplus_rest/api/v1
-    token: str
-    manifest: Path  # the Airbyte manifest for this sandbox
-    concurrency: int  # the connector's default, for the concurrent ceiling
+    plan: Plan  # the ceiling's plan, and where lxp-sync's rows land
+    env: dict[str, str]  # lxp-sync's settings for the sandbox
     connector: str | None = None  # another copy of lxp-sync to measure (its root directory)
+    token: str | None = None  # PlusPlus REST: the peers' token
+    manifest: Path | None = None  # PlusPlus REST: the Airbyte manifest for this sandbox
+
+    @property
+    def source(self) -> str:
+        return self.plan.source
 
 
 @dataclass
@@ -49,6 +69,7 @@ class Launch:
     env: dict[str, str]
     database: Path | None  # the DuckDB file the tool loads into
     python: Path  # the interpreter that can read that file
+    tables: list[str] = field(default_factory=list)  # the tables the rows land in
 
 
 def base_env(workdir: Path) -> dict[str, str]:
@@ -65,33 +86,44 @@ def base_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+def lxp_sync_command(target: Target, workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """`lxp-sync ARGS` for `target`, in `workdir`, with the project's settings file copied there."""
+    env = base_env(workdir)
+    settings = workdir / ".dlt"
+    settings.mkdir(exist_ok=True)
+    shutil.copy(ROOT / ".dlt" / "config.toml", settings / "config.toml")
+    env.update(target.env)
+    cmd = [str(VENV_BIN / "lxp-sync")]
+    if target.connector:
+        env["PYTHONPATH"] = str(Path(target.connector).resolve())
+        cmd = [sys.executable, "-m", "lxp_sync.pipelines.cli"]
+    return [*cmd, *args, "--pipelines-dir", str(workdir / "pipelines")], env
+
+
 def launch(tool: str, target: Target, workdir: Path) -> Launch:
     """The command of one measured run of `tool`, to run with `workdir` as its cwd."""
     env = base_env(workdir)
     python = Path(sys.executable)
     workers = [str(python), "-m", "bench.workers"]
+    source = target.source
     if tool in ("ceiling", "ceiling_concurrent"):
-        concurrency = target.concurrency if tool == "ceiling_concurrent" else 1
-        cmd = [*workers, "ceiling", target.api_url, target.token, "--concurrency", str(concurrency)]
-        return Launch(cmd, env, None, python)
-    if tool in ("lxp_sync", INCREMENTAL_TOOL):
-        # The project's own settings file, as a user who copied it would have it.
-        settings = workdir / ".dlt"
-        settings.mkdir(exist_ok=True)
-        shutil.copy(ROOT / ".dlt" / "config.toml", settings / "config.toml")
-        env["SOURCES__PLUSPLUS_REST__BASE_URL"] = target.api_url
-        env["SOURCES__PLUSPLUS_REST__API_TOKEN"] = target.token
-        cmd = [str(VENV_BIN / "lxp-sync")]
-        if target.connector:
-            env["PYTHONPATH"] = str(Path(target.connector).resolve())
-            cmd = [str(python), "-m", "lxp_sync.pipelines.cli"]
-        cmd += ["run", "plusplus_rest", "--pipelines-dir", str(workdir / "pipelines")]
-        return Launch(cmd, env, workdir / "lxp_sync.duckdb", python)
+        plan_file = workdir / "plan.json"
+        plan_file.write_text(json.dumps(target.plan.to_json()))
+        cmd = [*workers, "ceiling", str(plan_file)]
+        return Launch(cmd + (["--sequential"] if tool == "ceiling" else []), env, None, python)
+    if tool in ("lxp_sync", INCREMENTAL_TOOL, RECONCILE, FULL_REFRESH):
+        args = ["reconcile", source] if tool == RECONCILE else ["run", source]
+        if tool == FULL_REFRESH:
+            args.append("--full-refresh")
+        cmd, env = lxp_sync_command(target, workdir, *args)
+        return Launch(cmd, env, workdir / "lxp_sync.duckdb", python, target.plan.tables)
+    assert target.token and target.manifest, f"{tool} is measured for plusplus_rest only"
+    api_url = target.plan.url
     if tool in ("dlt_rest_api", "dlt_rest_api_parquet"):
-        cmd = [*workers, "dlt_rest_api", target.api_url, target.token, str(workdir)]
+        cmd = [*workers, "dlt_rest_api", api_url, target.token, str(workdir)]
         if tool == "dlt_rest_api_parquet":
             cmd.append("--parquet")
-        return Launch(cmd, env, workdir / "peer_db.duckdb", python)
+        return Launch(cmd, env, workdir / "peer_db.duckdb", python, target.plan.tables)
     if tool == "airbyte_lowcode":
         env["AIRBYTE_OFFLINE_MODE"] = "1"
         env["DO_NOT_TRACK"] = "1"
@@ -104,7 +136,9 @@ def launch(tool: str, target: Target, workdir: Path) -> Launch:
             target.token,
             str(workdir),
         ]
-        return Launch(cmd, env, workdir / "airbyte_cache.duckdb", AIRBYTE_PYTHON)
+        return Launch(
+            cmd, env, workdir / "airbyte_cache.duckdb", AIRBYTE_PYTHON, target.plan.tables
+        )
     raise ValueError(f"unknown tool {tool}")
 
 
@@ -113,7 +147,7 @@ _SYNC_SECONDS = re.compile(r" in (\d+(?:\.\d+)?)s\b")
 
 def inner_seconds(tool: str, stdout: str) -> float | None:
     """The tool's own sync time, as it reports it (imports and interpreter start excluded)."""
-    if tool in ("lxp_sync", INCREMENTAL_TOOL):
+    if tool.startswith("lxp_sync"):
         match = _SYNC_SECONDS.search(stdout)
         return float(match.group(1)) if match else None
     facts = last_json_line(stdout)
@@ -146,12 +180,12 @@ print(json.dumps(counts))
 """
 
 
-def loaded_rows(python: Path, database: Path) -> dict[str, int] | None:
-    """Rows per entity table in a DuckDB file (not timed: a separate process after the run)."""
+def loaded_rows(python: Path, database: Path, tables: list[str]) -> dict[str, int] | None:
+    """Rows per table of `tables` in a DuckDB file (not timed: a separate process after the run)."""
     if not database.exists():
         return None
     done = subprocess.run(
-        [str(python), "-c", _COUNT, str(database), ",".join(ENTITIES)],
+        [str(python), "-c", _COUNT, str(database), ",".join(tables)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,6 +1,6 @@
 """The measured programs that run in the project's venv, one process per measured run.
 
-`python -m bench.workers ceiling URL TOKEN [--concurrency C]` fetches every page and discards it;
+`python -m bench.workers ceiling PLAN.json [--sequential]` fetches every page and discards it;
 `python -m bench.workers dlt_rest_api URL TOKEN DIR [--parquet]` runs dlt's `rest_api_source`.
 Each prints one JSON line with what it saw; the parent measures time, memory and requests.
 """
@@ -15,51 +15,71 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from bench.peers import ENTITIES, PAGE_SIZE
 
-
-def ceiling(base_url: str, token: str, concurrency: int) -> dict[str, Any]:
-    """Every page of every resource, decoded with orjson and dropped: the most any client can do.
-
-    `concurrency` 1 is one request at a time. Otherwise the connector's shape: resources in
-    parallel, `concurrency` pages in flight per resource, over one pool of `2 * concurrency`
-    connections (the connector's pool size), so at most that many requests are in flight.
-    """
-    import httpx
+def _decode(content: bytes) -> Any:
     import orjson
 
-    pool = 1 if concurrency <= 1 else 2 * concurrency
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:  # integers past 64 bits (Pitchly's): the standard library
+        import json
+
+        return json.loads(content)
+
+
+def ceiling(plan: dict[str, Any], sequential: bool = False) -> dict[str, Any]:
+    """Every page of every connection of `plan` (`bench/sources.py`), decoded and dropped.
+
+    The source's own concurrency (or, `sequential`, one request at a time): PlusPlus REST reads
+    its resources in parallel, `concurrency` pages in flight per resource, over one pool of
+    `2 * concurrency` connections (the connector's pool size); a GraphQL source reads up to
+    `concurrency` connections at once (dlt's extract workers), one page at a time each (a
+    cursor comes with the page before).
+    """
+    import httpx
+
+    concurrency = 1 if sequential else int(plan["concurrency"])
+    rest = plan["kind"] == "rest"
+    pool = 1 if concurrency <= 1 else (2 * concurrency if rest else concurrency)
     client = httpx.Client(
-        base_url=base_url.rstrip("/") + "/",
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        headers={**plan["headers"], "Accept": "application/json"},
         limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-        timeout=60,
+        timeout=120,
     )
     counts = {"rows": 0, "requests": 0}
     lock = threading.Lock()
 
-    def fetch(entity: str, page: int) -> dict[str, Any]:
-        response = client.get(f"{entity}/", params={"page": page, "page_size": PAGE_SIZE})
-        response.raise_for_status()
-        body = orjson.loads(response.content)
+    def counted(rows: int) -> None:
         with lock:
             counts["requests"] += 1
-            counts["rows"] += len(body["data"])
+            counts["rows"] += rows
+
+    if not rest:
+        _graphql_ceiling(client, plan, concurrency, counted)
+        return counts
+    page_size = int(plan["page_size"])
+
+    def fetch(path: str, page: int) -> dict[str, Any]:
+        response = client.get(plan["url"] + path, params={"page": page, "page_size": page_size})
+        response.raise_for_status()
+        body = _decode(response.content)
+        counted(len(body["data"]))
         return body
 
     def pages_after_first(first: dict[str, Any]) -> range:
-        return range(2, math.ceil(first["meta"]["total_count"] / PAGE_SIZE) + 1)
+        return range(2, math.ceil(first["meta"]["total_count"] / page_size) + 1)
 
+    paths = [c["path"] for c in plan["connections"]]
     if pool == 1:
-        for entity in ENTITIES:
-            for page in pages_after_first(fetch(entity, 1)):
-                fetch(entity, page)
+        for path in paths:
+            for page in pages_after_first(fetch(path, 1)):
+                fetch(path, page)
         return counts
 
-    def resource(entity: str, pages: ThreadPoolExecutor) -> None:
+    def resource(path: str, pages: ThreadPoolExecutor) -> None:
         in_flight: list[Future[Any]] = []
-        for page in pages_after_first(fetch(entity, 1)):
-            in_flight.append(pages.submit(fetch, entity, page))
+        for page in pages_after_first(fetch(path, 1)):
+            in_flight.append(pages.submit(fetch, path, page))
             if len(in_flight) >= concurrency:
                 in_flight.pop(0).result()
         for future in in_flight:
@@ -67,11 +87,36 @@ def ceiling(base_url: str, token: str, concurrency: int) -> dict[str, Any]:
 
     with (
         ThreadPoolExecutor(pool, thread_name_prefix="page") as pages,
-        ThreadPoolExecutor(len(ENTITIES), thread_name_prefix="resource") as resources,
+        ThreadPoolExecutor(len(paths), thread_name_prefix="resource") as resources,
     ):
-        for future in [resources.submit(resource, e, pages) for e in ENTITIES]:
+        for future in [resources.submit(resource, p, pages) for p in paths]:
             future.result()
     return counts
+
+
+def _graphql_ceiling(client: Any, plan: dict[str, Any], workers: int, counted: Any) -> None:
+    page_size = int(plan["page_size"])
+
+    def connection(spec: dict[str, Any]) -> None:
+        after = None
+        while True:
+            variables = {"first": page_size, "after": after, **spec["variables"]}
+            response = client.post(
+                plan["url"], json={"query": spec["query"], "variables": variables}
+            )
+            response.raise_for_status()
+            body = _decode(response.content)
+            if body.get("errors"):
+                raise RuntimeError(f"{spec['name']}: {body['errors'][0].get('message')}")
+            found = body["data"][spec["field"]]
+            counted(len(found["edges"]))
+            if not found["pageInfo"]["hasNextPage"]:
+                return
+            after = found["pageInfo"]["endCursor"]
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="connection") as pool:
+        for future in [pool.submit(connection, spec) for spec in plan["connections"]]:
+            future.result()
 
 
 def dlt_rest_api(base_url: str, token: str, workdir: str, parquet: bool) -> dict[str, Any]:
@@ -98,16 +143,21 @@ def dlt_rest_api(base_url: str, token: str, workdir: str, parquet: bool) -> dict
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workers")
-    parser.add_argument("tool", choices=["ceiling", "dlt_rest_api"])
-    parser.add_argument("base_url")
-    parser.add_argument("token")
-    parser.add_argument("workdir", nargs="?", default=".")
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--parquet", action="store_true")
+    commands = parser.add_subparsers(dest="tool", required=True)
+    fetch = commands.add_parser("ceiling", help="fetch every page of a plan and drop it")
+    fetch.add_argument("plan", help="the plan's JSON file (bench/sources.py)")
+    fetch.add_argument("--sequential", action="store_true", help="one request at a time")
+    peer = commands.add_parser("dlt_rest_api", help="dlt's rest_api source into DuckDB")
+    peer.add_argument("base_url")
+    peer.add_argument("token")
+    peer.add_argument("workdir", nargs="?", default=".")
+    peer.add_argument("--parquet", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.tool == "ceiling":
-        facts = ceiling(args.base_url, args.token, args.concurrency)
+        with open(args.plan, "rb") as handle:
+            plan = _decode(handle.read())
+        facts = ceiling(plan, args.sequential)
         facts["sync_s"] = time.monotonic() - started
     else:
         facts = dlt_rest_api(args.base_url, args.token, args.workdir, args.parquet)

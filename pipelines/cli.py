@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from lxp_sync import __version__
-from lxp_sync.pipelines.errors import explain
-from lxp_sync.pipelines.interrupts import StopOnSignals, interrupted_line
-from lxp_sync.pipelines.project import use_project_dir
-from lxp_sync.pipelines.reconcile import reconcile_source
 from lxp_sync.pipelines.registry import SOURCES
-from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
+
+# dlt, pyarrow and DuckDB (about two seconds of imports) are imported by the commands that use
+# them, after the arguments are parsed: `lxp-sync --help` and a mistyped command answer at once
 
 log = logging.getLogger("lxp_sync")
 
@@ -179,6 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
+    from lxp_sync.pipelines.errors import explain
+    from lxp_sync.pipelines.interrupts import StopOnSignals, interrupted_line
+    from lxp_sync.pipelines.memory import bound_process_memory
+    from lxp_sync.pipelines.project import use_project_dir
+
+    if args.command in ("run", "reconcile"):
+        bound_process_memory()
     # a run stops on SIGINT/SIGTERM within seconds (other commands keep Python's Ctrl-C)
     signals = StopOnSignals() if args.command in ("run", "reconcile") else nullcontext()
     with signals:
@@ -206,6 +211,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "reconcile":
+        from lxp_sync.pipelines.reconcile import reconcile_source
+        from lxp_sync.pipelines.runner import RunOptions
+
         options = RunOptions(
             destination=args.destination, dataset=args.dataset, pipelines_dir=args.pipelines_dir
         )
@@ -254,6 +262,8 @@ def _resources(args: argparse.Namespace) -> list[str] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source, smoke_check
+
     spec = SOURCES[args.source]
     resources = _resources(args)
     source_args: dict[str, Any] = {"resources": resources} if resources else {}
@@ -303,6 +313,7 @@ def _progress_every_s() -> float:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from lxp_sync.pipelines.runner import RunOptions, row_counts, run_source
     from lxp_sync_sandbox.server import SandboxProcess
 
     out = Path(args.out).resolve()

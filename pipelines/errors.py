@@ -21,6 +21,7 @@ from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 from tomlkit.exceptions import ParseError
 
+from lxp_sync.pipelines.memory import configured_global_config, duckdb_memory_limit
 from lxp_sync.sources.core.errors import ConfigurationError, LxpSyncError
 
 # user:password@ in connection strings, and token-looking query parameters
@@ -42,6 +43,24 @@ _DUCKDB_LOCK = re.compile(
     r'Could not set lock on file "(?P<path>[^"]+)"(?:: Conflicting lock is held in '
     r"(?P<program>\S+) \(PID (?P<pid>\d+)\))?"
 )
+
+
+# DuckDB's words when a statement needs more memory than its memory_limit allows
+_DUCKDB_OUT_OF_MEMORY = re.compile(r"Out of Memory Error: (?P<what>[^\n]*?)(?: \(|$|\n)")
+
+
+def _duckdb_out_of_memory(source: str | None, what: str) -> str:
+    line = f"{source or 'lxp-sync'}: DuckDB needed more memory than its limit allows ({what}): "
+    own = configured_global_config().get("memory_limit")
+    if own:
+        return line + (
+            f"raise memory_limit (now {own}) in global_config under "
+            "[destination.duckdb.credentials]"
+        )
+    return line + (
+        f"raise duckdb_memory_limit under [lxp_sync] (now {duckdb_memory_limit() or 'DuckDB default'}"
+        '), e.g. duckdb_memory_limit = "1GB", or set LXP_SYNC__DUCKDB_MEMORY_LIMIT'
+    )
 
 
 def redact(text: str) -> str:
@@ -101,6 +120,9 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
                 "run one after the other",
                 1,
             )
+    for error in chain:
+        if found := _DUCKDB_OUT_OF_MEMORY.search(str(error)):
+            return _duckdb_out_of_memory(source, found["what"].strip()), 1
     step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
     root = chain[-1] if len(chain) > 1 else exc
     first = (str(root).strip().splitlines() or [type(root).__name__])[0]

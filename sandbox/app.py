@@ -14,7 +14,9 @@ sandbox-only endpoints under `/_sandbox/`:
                             nine fractional digits or as a date alone; see `base.py`)
 - `POST /_sandbox/faults`  {"api", "path_contains", "body_contains", "skip", "count", "kind", ...}
                             queues a fault for the matching requests (see below)
-- `GET  /_sandbox/requests?api=NAME`           -> {"requests": [{api, method, path, query, status, extra}]}
+- `GET  /_sandbox/requests?api=NAME`           -> {"requests": [{api, method, path, query, status, extra, at}]}
+  (`at`: the server's `time.monotonic()` when the rate limiter counted the request, or when it
+  arrived if a fault answered it; on Linux the same clock as a client's on this machine)
 - `DELETE /_sandbox/requests`                  -> clears the log (and the fault queue)
 
 A fault matches a request of `api` (any API if absent) whose path and query contain
@@ -136,6 +138,7 @@ class SandboxMiddleware:
             "query": scope.get("query_string", b"").decode(),
             "status": None,
             "extra": {},
+            "at": time.monotonic(),
         }
         scope["sandbox_log"] = entry["extra"]
         with state.lock:
@@ -172,6 +175,7 @@ class SandboxMiddleware:
             await _error(503, "unavailable", "Random sandbox fault.")(scope, receive, send)
             return
 
+        entry["at"] = time.monotonic()  # the moment the rate limiter counts it
         limited = self._rate_limit(api_name)
         if limited is not None:
             entry["status"] = 429

@@ -54,8 +54,9 @@ class RetryPolicy:
         return jittered
 
 
-# wait this long past the announced reset: the server's clock and ours disagree by a little
-RESET_GUARD_S = 0.05
+INF = float("inf")
+# wait this long past the estimated end of a window: the `Reset` header is rounded (to the ms)
+RESET_GUARD_S = 0.005
 # the window assumed until the API announces one: it bounds a wait on a stale estimate
 DEFAULT_WINDOW_S = 60.0
 # a wait shorter than this is never re-checked early (an answer in flight may take that long)
@@ -67,16 +68,28 @@ STOP_CHECK_S = 0.2
 class RateLimitPacer:
     """Slows requests down before the API refuses them, from the `X-RateLimit-*` headers.
 
-    It keeps an estimate of the requests left in the current window: the `Remaining` of the
-    latest answer, less every request sent after the one that answer belongs to (the server may
-    not have counted those yet), less each request sent since. At zero it holds every thread
-    until the window resets; a new window starts with `Limit` requests, not a free-for-all.
+    Made for fixed windows: a window admits `Limit` requests and ends `Reset` seconds later; the
+    next opens with the first request that arrives after it (a server may also open them on the
+    clock). The pacer keeps the current window as the answers describe it:
 
-    No wait is unbounded. Only answers refresh the estimate, so a window never starts with no
-    slot while nothing is in flight (at a limit of 1, the spare slot kept for requests in
-    flight would otherwise hold every thread for ever), and a request held longer than the
-    longest window the API announced is logged and let through: its answer re-checks the
-    numbers (a 429 then waits its `Retry-After`, bounded by `RetryPolicy`). A stop request
+    - its end: the earliest `now + Reset` of the answers from it. The server measured `Reset`
+      when it counted the request, before the answer travelled back, so every such sum is at or
+      after the server's end, and the earliest is the closest;
+    - the lowest `Remaining` any of its answers reported: the server's count after the last of
+      them it counted. Free slots are that, less every request in flight (each may land in this
+      window, and one counted already is only counted twice until its answer comes back).
+
+    An answer belongs to the window whose end is within half a window of its own: one a half
+    window later means the server opened the next window (requests sent just before our end
+    arrived after the server's), one a half window earlier is a late answer from the window
+    before and says nothing about this one. At the end a new window starts with `Limit` slots
+    less the requests in flight. Until the first answer, and after a wait the API announced as
+    longer than its window, one request at a time finds out where things stand.
+
+    No wait is unbounded: a window is never assumed to last longer than the longest `Reset` the
+    API announced (at least `MIN_RECHECK_S`; a `Retry-After` of an hour on a one-second window
+    is re-checked after a second, with one request, whose 429 then waits as `RetryPolicy`
+    allows), a new window always has a slot when nothing is in flight, and a stop request
     (`core.stop`) ends every wait at once.
     """
 
@@ -84,84 +97,94 @@ class RateLimitPacer:
         self._clock = clock
         self._cond = threading.Condition()
         self._limit: int | None = None
-        self._remaining: int | None = None  # None: no limit seen, do not hold
-        self._reset_at = 0.0  # inf: a window began, its end not known yet
+        self._probing = True  # one request at a time: nothing is known (yet, or any more)
+        self._end = INF  # the current window's end; INF: not known yet
+        self._previous_end = -INF  # the end of the window before, to place late answers
+        self._lowest: int | None = None  # the lowest `Remaining` of the current window
         self._window_s: float | None = None  # the longest reset announced: the window's length
-        self._sent = 0
-        self._window_first_ticket = 0  # answers to requests sent before it speak of an old window
         self._in_flight = 0
+        self._sent = 0
 
     def acquire(self) -> int:
         """Wait for a slot; returns the request's ticket for `release`."""
         with self._cond:
-            held_since: float | None = None
             while True:
                 raise_if_stopped()
                 now = self._clock()
-                if self._remaining is not None and now >= self._reset_at + RESET_GUARD_S:
+                if now >= self._end + RESET_GUARD_S:
                     self._new_window()
-                unknown_end = self._reset_at == float("inf")
-                if self._remaining is not None and unknown_end and not self._in_flight:
-                    # a window of unknown end, with no slot and no answer to come: ask
-                    self._remaining = max(self._remaining, 1)
-                if self._remaining is None or self._remaining > 0:
-                    if self._remaining is not None:
-                        self._remaining -= 1
+                if self._free() > 0:
                     self._sent += 1
                     self._in_flight += 1
                     return self._sent
-                held_since = now if held_since is None else held_since
-                window = self._window_s or DEFAULT_WINDOW_S
-                bound = max(window, MIN_RECHECK_S) + RESET_GUARD_S
-                if now - held_since >= bound:
-                    log.warning(
-                        "rate limit: a request waited %.1fs, longer than the %.1fs window %s; "
-                        "sending it to re-check the limit",
-                        now - held_since,
-                        window,
-                        "the API announced" if self._window_s else "assumed",
-                    )
-                    self._remaining = 1
-                    continue
-                until_reset = self._reset_at + RESET_GUARD_S - now
-                self._cond.wait(max(0.001, min(until_reset, bound, STOP_CHECK_S)))
+                self._cond.wait(max(0.001, min(self._end + RESET_GUARD_S - now, STOP_CHECK_S)))
+
+    def _free(self) -> float:
+        if self._probing:
+            return min(1, 1 if self._lowest is None else self._lowest) - self._in_flight
+        if self._lowest is not None:
+            return self._lowest - self._in_flight
+        if self._limit is None:
+            return INF  # the API announces no limit
+        return self._limit - self._in_flight
 
     def _new_window(self) -> None:
-        limit = self._limit
-        if limit is None:
-            self._remaining = None
-        else:
-            # requests still in flight may land in the new window; one spare slot absorbs a
-            # server whose window starts a moment after ours, unless it would leave none
-            self._remaining = max(limit - self._in_flight - 1, 0 if self._in_flight else 1)
-        self._reset_at = float("inf")
-        self._window_first_ticket = self._sent + 1
+        self._previous_end, self._end, self._lowest = self._end, INF, None
 
     def release(
         self, ticket: int, headers: Mapping[str, str] | None, retry_after: float | None = None
     ) -> None:
+        """The request `ticket` was answered (`headers` None: no answer); `retry_after`: a 429's."""
         with self._cond:
             self._in_flight -= 1
             now = self._clock()
-            if retry_after is not None:
-                self._remaining, self._reset_at = 0, now + retry_after
-            elif headers is not None and ticket >= self._window_first_ticket:
+            limit = remaining = reset = None
+            if headers is not None:
+                limit = _number(headers.get("x-ratelimit-limit"))
                 remaining = _number(headers.get("x-ratelimit-remaining"))
                 reset = _number(headers.get("x-ratelimit-reset"))
-                limit = _number(headers.get("x-ratelimit-limit"))
+                if limit is not None:
+                    self._limit = int(limit)
                 if remaining is not None and reset is not None:
-                    if limit is not None:
-                        self._limit = int(limit)
                     self._window_s = max(self._window_s or 0.0, reset)
-                    estimate = int(remaining) - (self._sent - ticket)
-                    reset_at = now + reset
-                    if self._remaining is None or reset_at > self._reset_at + 0.05:
-                        # a window later than the one we counted in (or the first we see)
-                        self._remaining = estimate
-                    else:
-                        self._remaining = min(self._remaining, estimate)
-                    self._reset_at = reset_at
+            if retry_after is not None:
+                remaining, reset = 0, retry_after
+            if remaining is not None and reset is not None:
+                self._place(now, now + reset, int(remaining))
+            elif headers is not None and self._limit is None:
+                self._probing = False  # an answer without any limit: none to keep
             self._cond.notify_all()
+
+    def _place(self, now: float, end: float, remaining: int) -> None:
+        """An answer's window (its end, its `Remaining`) in the pacer's picture."""
+        window = self._window_s or (end - now) or MIN_RECHECK_S
+        half = window / 2
+        if self._end == INF:
+            if end <= self._previous_end + half:
+                return  # counted in the window before
+        elif end > self._end + half:
+            self._previous_end = self._end  # the server opened the next window
+        elif end < self._end - half:
+            return  # a late answer from the window before
+        else:
+            self._end = min(self._end, end)
+            self._lowest = remaining if self._lowest is None else min(self._lowest, remaining)
+            return
+        longest = max(self._window_s or DEFAULT_WINDOW_S, MIN_RECHECK_S)
+        if end - now > longest:
+            log.warning(
+                "rate limit: the API asked to wait %.1fs, longer than the %.1fs window %s; "
+                "re-checking the limit with one request after %.1fs",
+                end - now,
+                self._window_s or DEFAULT_WINDOW_S,
+                "the API announced" if self._window_s else "assumed",
+                longest,
+            )
+            end = now + longest
+            self._probing = True
+        else:
+            self._probing = False
+        self._end, self._lowest = end, remaining
 
 
 def _number(value: str | None) -> float | None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
-
-import orjson
 
 from lxp_sync.sources.core.completeness import (
     KeySet,
@@ -19,9 +16,10 @@ from lxp_sync.sources.core.completeness import (
 from lxp_sync.sources.core.errors import RequestError
 from lxp_sync.sources.core.http import ApiClient, request_id_of
 from lxp_sync.sources.core.limits import PageSizes
-from lxp_sync.sources.core.paging import iso_text, parse_iso
+from lxp_sync.sources.core.paging import iso_text
 from lxp_sync.sources.plusplus.settings import REST_PRIMARY_KEY as PRIMARY_KEY
 from lxp_sync.sources.plusplus.settings import RestEndpoint
+from lxp_sync.sources.plusplus.window import MICROSECOND, WindowHashes, entries_of
 
 
 def read_pages(
@@ -97,7 +95,11 @@ def _read_pages(
     cursor = endpoint.server_cursor or endpoint.client_cursor
     # a row read twice is yielded again only where a timestamp cursor shows it changed; the
     # refresh window's rows (a `created` cursor) keep their first copy, compared next run
-    fresh = None if endpoint.refresh_window or started is None else changed_since(cursor, started)
+    fresh = (
+        None
+        if yields_each_key_once(endpoint) or started is None
+        else changed_since(cursor, started)
+    )
     yield from numbered_pages(
         fetch,
         client=client,
@@ -112,6 +114,12 @@ def _read_pages(
     )
 
 
+def yields_each_key_once(endpoint: RestEndpoint) -> bool:
+    """Whether a read yields every key at most once (no later copy of a row that changed while
+    the list was read): then the load need not deduplicate."""
+    return endpoint.refresh_window or not (endpoint.server_cursor or endpoint.client_cursor)
+
+
 def cursor_params(endpoint: RestEndpoint, start_value: Any) -> dict[str, Any]:
     """The `<cursor>_gte` filter of an incremental run (none on the first run).
 
@@ -122,12 +130,6 @@ def cursor_params(endpoint: RestEndpoint, start_value: Any) -> dict[str, Any]:
     return {f"{endpoint.server_cursor}_gte": iso_text(start_value)}
 
 
-def row_hash(row: dict[str, Any]) -> str:
-    return hashlib.blake2b(
-        orjson.dumps(row, option=orjson.OPT_SORT_KEYS), digest_size=8
-    ).hexdigest()
-
-
 def drop_unchanged(
     pages: Iterable[list[dict[str, Any]]],
     state: MutableMapping[str, Any],
@@ -136,37 +138,33 @@ def drop_unchanged(
 ) -> Iterator[list[dict[str, Any]]]:
     """Drop rows re-read by the refresh window that have not changed since the last run.
 
-    The resource state keeps `{public_id: [cursor value, hash]}` of the rows inside the window
-    (measured back from the newest cursor seen); only those can be read again, so the state stays
-    as small as the window.
+    The resource state keeps the hashes of the rows inside the window, measured back from the
+    newest cursor seen (`window.py`: 32 bytes a row); only those can be read again, so the state
+    stays as small as the window.
     """
-    known: dict[str, list[str]] = state.get("window_hashes") or {}
-    fresh: dict[str, list[str]] = dict(known)
-    newest: datetime | None = None
-    prune_at = max(10_000, 2 * len(fresh))
+    known = WindowHashes.from_state(state.get("window_hashes"))
+    current, batches, pending = known, [], 0
+    newest: int | None = None
+    prune_at = max(PRUNE_AT, 2 * len(known))
     for rows in pages:
-        keep = []
-        for row in rows:
-            digest = row_hash(row)
-            key = row["public_id"]
-            seen = known.get(key)
-            if seen is None or seen[1] != digest:
-                keep.append(row)
-            value = row.get(cursor)
-            if value:
-                fresh[key] = [value, digest]
-                moment = parse_iso(value)
-                if newest is None or moment > newest:
-                    newest = moment
-        if len(fresh) > prune_at and newest is not None:
-            fresh = _inside(fresh, newest - window)
-            prune_at = max(10_000, 2 * len(fresh))
+        entries, with_cursor = entries_of(rows, PRIMARY_KEY, cursor)
+        same = known.unchanged(entries["key"], entries["digest"])
+        keep = [row for row, unchanged in zip(rows, same.tolist(), strict=True) if not unchanged]
+        if with_cursor.any():
+            batch = entries[with_cursor]
+            batches.append(batch)
+            pending += len(batch)
+            top = int(batch["moment"].max())
+            newest = top if newest is None else max(newest, top)
+        if len(current) + pending > prune_at and newest is not None:
+            current = current.updated(batches, newest - window // MICROSECOND)
+            batches, pending = [], 0
+            prune_at = max(PRUNE_AT, 2 * len(current))
         if keep:
             yield keep
-    if newest is not None:
-        fresh = _inside(fresh, newest - window)
-    state["window_hashes"] = fresh
+    start = None if newest is None else newest - window // MICROSECOND
+    state["window_hashes"] = current.updated(batches, start).to_state()
 
 
-def _inside(hashes: dict[str, list[str]], start: datetime) -> dict[str, list[str]]:
-    return {key: pair for key, pair in hashes.items() if parse_iso(pair[0]) >= start}
+# entries held before the window is pruned (a prune keeps only rows inside the window)
+PRUNE_AT = 10_000
