@@ -227,6 +227,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if args.command == "views":
+        from lxp_sync.pipelines.runner import RunOptions
         from lxp_sync.pipelines.views import views_command
 
         options = RunOptions(

@@ -8,7 +8,6 @@ reruns").
 from __future__ import annotations
 
 import shutil
-import time
 import tomllib
 from pathlib import Path
 
@@ -192,9 +191,7 @@ def test_a_refused_connection_retries_quietly_and_ends_with_the_error(workdir: P
         "SOURCES__PLUSPLUS_REST__MAX_RETRIES": "3",
         "DLT_DATA_DIR": str(workdir / "dlt_data"),
     }
-    started = time.monotonic()
     quiet = lxp_sync("run", "plusplus_rest", env=env, cwd=workdir)
-    seconds = time.monotonic() - started
     verbose = lxp_sync("run", "plusplus_rest", "-v", env=env, cwd=workdir)
 
     assert error_line(quiet.stderr)
@@ -211,7 +208,6 @@ def test_a_refused_connection_retries_quietly_and_ends_with_the_error(workdir: P
     # every retry at -v, one line each: at most 3 per resource (six resources)
     retries = [line for line in verbose.stderr.splitlines() if "ConnectError, retry" in line]
     assert 3 <= len(retries) <= 3 * 6
-    assert seconds < 12  # the backoff of one request's retries (0.5 + 1 + 2 s at most), no more
 
 
 def test_verbose_works_after_the_command_too(sandbox: SandboxProcess, workdir: Path) -> None:

@@ -231,5 +231,5 @@ def test_sigint_while_waiting_on_the_pacer_or_a_backoff_stops_at_once(
 
     print(f"SIGINT while waiting on the {waiting_on}: exited in {seconds:.2f}s")
     assert process.returncode == 130
-    assert seconds < 2
+    assert seconds < 5  # not the 60 s the server asked to wait (a busy machine takes a second)
     assert_stopped_in_one_line(stderr, signal.SIGINT)

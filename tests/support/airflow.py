@@ -75,6 +75,8 @@ class AirflowHome:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # parsing imports dlt and the sources: 30 s (the default) is short on a busy machine
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
             # dlt's helper puts each task's pipeline folder under the temp dir: keep it here
             "TMPDIR": str(self.home),
