@@ -21,6 +21,7 @@ from dlt.pipeline.pipeline import Pipeline
 from lxp_sync.pipelines import recovery
 from lxp_sync.pipelines.memory import duckdb_credentials
 from lxp_sync.pipelines.runlock import run_lock
+from lxp_sync.sources.core.lazy import found_resources
 from lxp_sync.sources.core.run_options import destination_kind, has_loaded, run_options
 from lxp_sync.sources.core.stop import raise_if_stopped
 
@@ -155,6 +156,9 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
     from lxp_sync.pipelines.views import create_views, views_enabled
 
     recorder = options.recorder
+    # the API's resources, found now (`sources/core/lazy.py`): an unknown resource or an API that
+    # does not answer fails the run in its own words, before the pipeline or the warehouse opens
+    found_resources(source)
     with pipeline_session(spec.name, options) as pipeline:
         first_load = not has_loaded(pipeline, source.name)
         # what a user's own pipeline gets from the same helper (`sources/core/run_options.py`)

@@ -73,3 +73,8 @@ class LazySource(DltSource):
     @_resources.setter
     def _resources(self, value: DltResourceDict) -> None:
         self.__dict__["_made_resources"] = value
+
+
+def found_resources(source: DltSource) -> list[str]:
+    """The names of the source's resources, finding them now if the source is lazy."""
+    return list(source.resources)
