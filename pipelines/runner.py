@@ -21,19 +21,12 @@ from dlt.pipeline.pipeline import Pipeline
 from lxp_sync.pipelines import recovery
 from lxp_sync.pipelines.memory import duckdb_credentials
 from lxp_sync.pipelines.runlock import run_lock
-from lxp_sync.sources.core.errors import ConfigurationError
+from lxp_sync.sources.core.lazy import found_resources
+from lxp_sync.sources.core.run_options import destination_kind, has_loaded, run_options
 from lxp_sync.sources.core.stop import raise_if_stopped
 
 log = logging.getLogger("lxp_sync")
 
-# The loader file format per destination, where dlt's default is not the best one:
-# - duckdb: dlt's default insert_values files made loads slow and memory-hungry; parquet is fast.
-# - postgres: insert_values (dlt's default for rows), also for Arrow tables. Not csv: dlt's COPY
-#   turns every empty string into NULL (FORCE_NULL), and the warehouse must equal the source.
-#   (dlt loads parquet into Postgres only through an ADBC driver.)
-# - bigquery: jsonl, also for Arrow tables (dlt converts them): BigQuery does not load JSON
-#   columns (lists, free-form fields) from parquet, which dlt would pick for Arrow tables.
-FILE_FORMATS = {"duckdb": "parquet", "postgres": "insert_values", "bigquery": "jsonl"}
 DEFAULT_DUCKDB_FILE = "lxp_sync.duckdb"
 
 
@@ -73,28 +66,6 @@ class RunOptions:
     on_views: Callable[[str], None] = log.info
 
 
-CONTRACT_MODES = ("evolve", "discard_value", "discard_row", "freeze")
-
-
-def schema_contract(source: str, override: Any = None) -> Any:
-    """dlt's schema contract for a source: `sources.<name>.schema_contract`, default `evolve`.
-
-    A mode for everything (`"freeze"`) or per entity (`{columns = "freeze"}`), as dlt takes it.
-    """
-    contract = (
-        override if override is not None else dlt.config.get(f"sources.{source}.schema_contract")
-    )
-    contract = contract if contract is not None else "evolve"
-    modes = contract.values() if isinstance(contract, Mapping) else [contract]
-    if any(mode not in CONTRACT_MODES for mode in modes):
-        raise ConfigurationError(
-            f"schema_contract {contract!r} is not one of {', '.join(CONTRACT_MODES)} "
-            "(or a table of them per entity: tables, columns, data_type)",
-            resource=source,
-        )
-    return dict(contract) if isinstance(contract, Mapping) else contract
-
-
 def pipeline_name(source: str, destination: str) -> str:
     return f"lxp_sync_{source}" if destination == "duckdb" else f"lxp_sync_{source}_{destination}"
 
@@ -102,13 +73,6 @@ def pipeline_name(source: str, destination: str) -> str:
 def destination_name(destination: str | Destination) -> str:
     """`postgres` for `"postgres"` and for `dlt.destinations.postgres(...)` alike."""
     return destination if isinstance(destination, str) else destination.destination_name
-
-
-def destination_kind(destination: str | Destination) -> str:
-    """The kind of warehouse (`postgres`), also for a destination object with a name of its own."""
-    if isinstance(destination, str):
-        return destination
-    return destination.destination_type.rsplit(".", 1)[-1]
 
 
 def make_destination(options: RunOptions) -> Destination:
@@ -192,18 +156,22 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
     from lxp_sync.pipelines.views import create_views, views_enabled
 
     recorder = options.recorder
+    # the API's resources, found now (`sources/core/lazy.py`): an unknown resource or an API that
+    # does not answer fails the run in its own words, before the pipeline or the warehouse opens
+    found_resources(source)
     with pipeline_session(spec.name, options) as pipeline:
-        file_format = options.loader_file_format or FILE_FORMATS.get(
-            destination_kind(options.destination)
+        first_load = not has_loaded(pipeline, source.name)
+        # what a user's own pipeline gets from the same helper (`sources/core/run_options.py`)
+        run_args = run_options(
+            pipeline,
+            source,
+            loader_file_format=options.loader_file_format,
+            schema_contract=options.schema_contract,
         )
-        first_load = not _has_loaded(pipeline, source.name)
-        contract = schema_contract(spec.name, options.schema_contract)
-        if contract != "evolve" and first_load:
-            contract = "evolve"  # the first load creates the tables that the contract then guards
         refresh = None
         if options.recreate:
             # the user asked for new tables: dlt drops them and their state, the load creates them
-            refresh, contract = "drop_resources", "evolve"
+            refresh, run_args["schema_contract"] = "drop_resources", "evolve"
         elif options.full_refresh:
             reload_from_scratch(source)
         plan = plan_sweep(
@@ -217,12 +185,7 @@ def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
         counting = counting_merges(pipeline.sql_client) if recorder is not None else nullcontext()
         try:
             with counting as counter:
-                info: LoadInfo = pipeline.run(
-                    source,
-                    loader_file_format=file_format,
-                    schema_contract=contract,
-                    refresh=refresh,
-                )
+                info: LoadInfo = pipeline.run(source, refresh=refresh, **run_args)
             if recorder is not None:
                 recorder.loaded(pipeline, info, counter)
             info.raise_on_failed_jobs()
@@ -284,12 +247,6 @@ class HardDeleted:
         return item if keep is None else item.filter(keep)
 
 
-def _has_loaded(pipeline: Pipeline, schema_name: str) -> bool:
-    pipeline.sync_destination()  # the schema may live only in the destination (a new machine)
-    schema = pipeline.schemas.get(schema_name) if schema_name in pipeline.schema_names else None
-    return bool(schema and schema.data_table_names())
-
-
 def data_tables(pipeline: Pipeline) -> list[str]:
     return sorted(
         name for name in pipeline.default_schema.data_table_names() if not name.startswith("_dlt")
@@ -330,13 +287,3 @@ def smoke_check(pipeline: Pipeline, source: Any) -> list[str]:
         if missing:
             problems.append(f"{source.name}.{name}: primary key {missing} missing from the table")
     return problems
-
-
-def run_contract(pipeline: Pipeline, source_name: str, schema_name: str | None = None) -> Any:
-    """The schema contract for a run outside the command (an Airflow task): the source's setting,
-    but `evolve` on the first load of the schema (`schema_name`, by default the source's), which
-    creates the tables the contract then guards."""
-    contract = schema_contract(source_name)
-    if contract != "evolve" and not _has_loaded(pipeline, schema_name or source_name):
-        return "evolve"
-    return contract

@@ -357,7 +357,8 @@ def test_a_table_that_stops_being_ready_during_a_run_is_skipped_not_a_failure(
     sandbox = fresh_sandbox
     companies = tables_by_name(sandbox)["Companies"]["id"]
     spec = SOURCES["pitchly"]
-    source = spec.factory(**spec.sandbox_args(sandbox.url))  # the catalog says ready
+    source = spec.factory(**spec.sandbox_args(sandbox.url))
+    assert "sales__companies" in source.resources  # the catalog, read now, says ready
     sandbox.mutate(api=API, entity=f"tables:{companies}", ready=False)
     options = RunOptions(
         duckdb_path=str(workdir / "warehouse.duckdb"), pipelines_dir=str(workdir / "pipelines")

@@ -287,6 +287,7 @@ def test_query_error_with_http_200_ends_the_run_in_one_line(
     sandbox.configure(api=API, schema_drift=True)
     spec = SOURCES[API]
     source = plusplus_graphql_source(**spec.sandbox_args(sandbox.url), resources=["events"])
+    assert list(source.resources) == ["events"]  # introspected now, with the drift
     sandbox.configure(api=API, schema_drift=False)
     options = RunOptions(
         duckdb_path=str(workdir / "warehouse.duckdb"), pipelines_dir=str(workdir / "pipelines")

@@ -14,6 +14,7 @@ from dlt.sources import DltResource
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient
+from lxp_sync.sources.core.lazy import Discovery, LazySource
 from lxp_sync.sources.core.selection import select_resources
 from lxp_sync.sources.pitchly.helpers import (
     SOURCE,
@@ -40,7 +41,7 @@ from lxp_sync.sources.pitchly.settings import (
 log = logging.getLogger("lxp_sync")
 
 
-@dlt.source(name="pitchly", section="pitchly")
+@dlt.source(name="pitchly", section="pitchly", _impl_cls=LazySource)
 def pitchly_source(
     client_id: str = dlt.config.value,
     client_secret: TSecretStrValue = dlt.secrets.value,
@@ -62,13 +63,15 @@ def pitchly_source(
     timeout_s: float = 60.0,
     max_pages: int | None = None,
     allow_insecure_http: bool = False,
-) -> Iterator[DltResource]:
+) -> Discovery:
     """The `workspaces`, `tables` and `fields` of the organization, and one resource per table.
 
     A table's resource is named `<workspace>__<table>` and loads one column per field, typed from
     the field type; it is read incrementally on its Updated At field where it has one, else in
     full (records deleted in Pitchly leave the warehouse). Tables not marked ready are skipped
-    with a warning. `tables` (keyed by table id) renames, excludes or filters tables.
+    with a warning. `tables` (keyed by table id) renames, excludes or filters tables. The token
+    and the catalog wait until the resources are first needed (`sources/core/lazy.py`): making
+    the source sends no request and spends no refresh token.
     """
     workspace_ids = as_list(workspace_ids)
     auth = make_auth(
@@ -93,29 +96,33 @@ def pitchly_source(
         timeout_s=timeout_s,
         allow_insecure_http=allow_insecure_http,
     )
-    catalog = fetch_catalog(gql, workspace_ids, auth_mode)
-    settings = table_settings(tables, catalog)
-    plans = table_plans(catalog, settings)
-    names = TableNames(
-        {plan.table_id: plan.default_name for plan in plans},
-        {tid: s.name for tid, s in settings.items() if s.name},
-    )
-    available: dict[str, DltResource | TablePlan] = {
-        **metadata_resources(catalog, plans, names),
-        **{plan.resource_name: plan for plan in plans},
-    }
-    by_id = {plan.table_id: plan.resource_name for plan in plans}
-    chosen = select_resources(SOURCE, available, resources, aliases=by_id)
     options = RecordsOptions(
         page_size=max(1, min(page_size, MAX_PAGE_SIZE)), max_pages=max_pages, arrow=arrow
     )
-    connection = None
-    for _, item in chosen:
-        if not isinstance(item, TablePlan):
-            yield item
-            continue
-        connection = connection or records_connection(gql)
-        yield records_resource(gql, connection, item, options, names)
+
+    def make() -> Iterator[DltResource]:
+        catalog = fetch_catalog(gql, workspace_ids, auth_mode)
+        settings = table_settings(tables, catalog)
+        plans = table_plans(catalog, settings)
+        names = TableNames(
+            {plan.table_id: plan.default_name for plan in plans},
+            {tid: s.name for tid, s in settings.items() if s.name},
+        )
+        available: dict[str, DltResource | TablePlan] = {
+            **metadata_resources(catalog, plans, names),
+            **{plan.resource_name: plan for plan in plans},
+        }
+        by_id = {plan.table_id: plan.resource_name for plan in plans}
+        chosen = select_resources(SOURCE, available, resources, aliases=by_id)
+        connection = None
+        for _, item in chosen:
+            if not isinstance(item, TablePlan):
+                yield item
+                continue
+            connection = connection or records_connection(gql)
+            yield records_resource(gql, connection, item, options, names)
+
+    return Discovery(make)
 
 
 def records_connection(gql: GraphQLClient) -> Connection:

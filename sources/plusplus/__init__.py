@@ -15,6 +15,7 @@ from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.http import ApiClient, RetryPolicy
+from lxp_sync.sources.core.lazy import Discovery, LazySource
 from lxp_sync.sources.core.limits import PageSizes
 from lxp_sync.sources.core.paging import parse_datetimes
 from lxp_sync.sources.core.secrets import require_credential
@@ -178,7 +179,7 @@ def _rest_resource(
     return with_read_plan(with_listing(made, listing), plan)
 
 
-@dlt.source(name="plusplus_graphql", section="plusplus_graphql")
+@dlt.source(name="plusplus_graphql", section="plusplus_graphql", _impl_cls=LazySource)
 def plusplus_graphql_source(
     base_url: str = dlt.config.value,
     api_token: str = dlt.secrets.value,
@@ -190,13 +191,14 @@ def plusplus_graphql_source(
     max_pages: int | None = None,
     allow_insecure_http: bool = False,
     incremental_by_created: bool = False,
-) -> Iterator[DltResource]:
+) -> Discovery:
     """Every root relay connection of the live schema (or `resources`), merged on `pk`.
 
     Fields come from introspection, so a field PlusPlus adds reaches the warehouse as a new
     column. Rows with `is_deleted` stay as soft deletes, or leave the tables with `hard_delete`.
     A type with `created` but no `modified` is read in full every run (an edit or soft delete
-    changes no timestamp), or by `created` with `incremental_by_created`.
+    changes no timestamp), or by `created` with `incremental_by_created`. The schema is
+    introspected when the resources are first needed (`sources/core/lazy.py`), not here.
     """
     gql = graphql_client(
         base_url,
@@ -211,10 +213,14 @@ def plusplus_graphql_source(
         max_pages=max_pages,
         incremental_by_created=incremental_by_created,
     )
-    for _, connection in select_resources(
-        "plusplus_graphql", gql.schema().connections(), resources
-    ):
-        yield connection_resource(gql, connection, options)
+
+    def make() -> Iterator[DltResource]:
+        for _, connection in select_resources(
+            "plusplus_graphql", gql.schema().connections(), resources
+        ):
+            yield connection_resource(gql, connection, options)
+
+    return Discovery(make)
 
 
 @with_config(sections=("sources", "plusplus_rest"))

@@ -9,6 +9,7 @@ from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.connections import ConnectionOptions, connection_resource
+from lxp_sync.sources.core.lazy import Discovery, LazySource
 from lxp_sync.sources.core.selection import select_resources
 from lxp_sync.sources.pluvo.helpers import (
     check_connection,
@@ -24,7 +25,7 @@ from lxp_sync.sources.pluvo.settings import (
 )
 
 
-@dlt.source(name="pluvo", section="pluvo")
+@dlt.source(name="pluvo", section="pluvo", _impl_cls=LazySource)
 def pluvo_source(
     base_url: str = dlt.config.value,
     client_id: str = dlt.config.value,
@@ -37,12 +38,13 @@ def pluvo_source(
     max_pages: int | None = None,
     token_cache_path: str | None = None,
     allow_insecure_http: bool = False,
-) -> Iterator[DltResource]:
+) -> Discovery:
     """Users, groups, trainings, events, ...: every `paginated*` connection found by introspection.
 
     One OAuth2 client-credentials token serves every resource of the run (and, with
     `token_cache_path`, later runs within its lifetime). Every page is checked, and every read
-    reconciled with the connection's `count` (`sources/core/completeness.py`).
+    reconciled with the connection's `count` (`sources/core/completeness.py`). The token and
+    the introspection wait until the resources are first needed (`sources/core/lazy.py`).
     """
     gql, _auth = pluvo_client(
         organization_root(base_url),
@@ -54,8 +56,6 @@ def pluvo_source(
         token_cache_path=token_cache_path,
         allow_insecure_http=allow_insecure_http,
     )
-    available = resource_names(gql.schema().connections())
-    aliases = {connection.name: name for name, connection in available.items()}
     options = ConnectionOptions(
         primary_key=PRIMARY_KEY,
         cursor_fields=CURSOR_FIELDS,
@@ -63,8 +63,14 @@ def pluvo_source(
         max_page_size=MAX_PAGE_SIZE,
         max_pages=max_pages,
     )
-    for name, connection in select_resources("pluvo", available, resources, aliases):
-        yield connection_resource(gql, connection, options, name=name)
+
+    def make() -> Iterator[DltResource]:
+        available = resource_names(gql.schema().connections())
+        aliases = {connection.name: name for name, connection in available.items()}
+        for name, connection in select_resources("pluvo", available, resources, aliases):
+            yield connection_resource(gql, connection, options, name=name)
+
+    return Discovery(make)
 
 
 @with_config(sections=("sources", "pluvo"))

@@ -38,14 +38,13 @@ import pendulum
 from airflow.sdk import DAG
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
+from lxp_sync import loader_file_format, run_contract
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import (
     DEFAULT_DUCKDB_FILE,
-    FILE_FORMATS,
     RunOptions,
     make_destination,
     pipeline_name,
-    run_contract,
 )
 from lxp_sync.sources.plusplus.settings import REST_ENDPOINTS
 
@@ -101,7 +100,7 @@ def source_for(pipeline: dlt.Pipeline, source: str, resource: str | None) -> Cal
             # a dlt schema of the task's own too: pipelines restore a schema by its name, so
             # tasks sharing one would each restore another task's tables in place of their own
             made = made.clone(with_name=f"{source}__{resource}")
-        made.schema_contract = run_contract(pipeline, source, made.name)
+        made.schema_contract = run_contract(pipeline, made)
         return made
 
     return make
@@ -133,6 +132,6 @@ with DAG(
                 pipeline,
                 source_for(pipeline, source, resource),
                 decompose="none",
-                loader_file_format=FILE_FORMATS.get(DESTINATION),
+                loader_file_format=loader_file_format(DESTINATION),
                 pool=f"lxp_sync_{TENANT}_{source}",
             )
