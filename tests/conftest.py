@@ -8,6 +8,7 @@ import os
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -58,6 +59,21 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 _exit_status = 0
+_figures: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # figures a test records (`record_property("lxp_figures", ...)`: the chaos suite's), also
+    # from xdist's workers, which print nothing of their own
+    if report.when == "call":
+        _figures.extend(str(v) for k, v in report.user_properties if k == "lxp_figures")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _figures:
+        terminalreporter.section("figures")
+        for block in _figures:
+            terminalreporter.write_line(block)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -29,7 +29,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from tests.test_destinations import CASES, _pitchly_table_id, _pitchly_truth
 from tests.test_pluvo import CONNECTIONS as PLUVO_CONNECTIONS
 
 ROUNDS = int(os.environ.get("LXP_CHAOS_RUNS", "6"))
+FIGURES = "lxp_figures"  # the user property the session summary prints
 SEED = int(os.environ.get("LXP_CHAOS_SEED", "20261202"))
 ROWS = 700
 
@@ -282,7 +283,7 @@ def test_chaos_every_green_run_is_exact_and_no_pipeline_wedges(
     sandbox: SandboxProcess,
     workdir: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    record_property: Callable[[str, object], None],
 ) -> None:
     rng = random.Random(f"{SEED}-{source}")
     env = chaos_env(source, sandbox, workdir)
@@ -346,10 +347,10 @@ def test_chaos_every_green_run_is_exact_and_no_pipeline_wedges(
                 figures.notes.append(f"{what}: stderr: {result.stderr.strip()[-500:]}")
             settle(what)
 
-    with capsys.disabled():
-        print(f"\n{figures.line(source)}")
-        for note in figures.notes[:10]:
-            print(f"  {note}")
+    # the figures, printed at the end of the test session (tests/conftest.py), workers or not
+    record_property(
+        FIGURES, "\n".join([figures.line(source), *(f"  {n}" for n in figures.notes[:10])])
+    )
     assert figures.rows_lost == 0, figures.notes
     assert figures.rows_extra == 0, figures.notes
     assert figures.duplicates == 0, figures.notes
