@@ -59,8 +59,11 @@ airbyte`, a few minutes, never timed).
     resource (the project's `.dlt/config.toml`: 4) over one pool of `2 x concurrency`
     connections, as lxp-sync. GraphQL sources: each connection's paging query exactly as
     lxp-sync writes it (its own query builder, from the live schema, before the run), pages
-    of `page_size` (300, 50, 1000), up to `extract.workers` (5) connections at once, one page at
-    a time each, as dlt extracts lxp-sync's parallelized resources. The `Authorization` header
+    of `page_size` (300, 50, 1000), up to `extract.workers` (5) connections at once, as dlt
+    extracts lxp-sync's parallelized resources; within a connection one page at a time where
+    each cursor comes with the page before (Pluvo's and Pitchly's keys), and up to
+    `PAGES_AHEAD` (3) pages in flight where the cursors are graphene's offsets and the
+    connection has a count (PlusPlus GraphQL), as lxp-sync reads them. The `Authorization` header
     is made before the run (Pluvo's token fetched, Pitchly's JWT minted): lxp-sync's token
     request, introspection and catalog queries are its own overhead.
   - `ceiling` (PlusPlus REST): the same, one request at a time.

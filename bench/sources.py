@@ -50,6 +50,7 @@ class Plan:
     # REST: {"name", "path"}; GraphQL: {"name", "field", "query", "variables"}
     connections: list[dict[str, Any]]
     tables: list[str]  # the root tables lxp-sync loads the rows into
+    pages_ahead: int = 1  # GraphQL: requests in flight per connection where cursors are offsets
     auth: Any = field(default=None, repr=False)  # an httpx.Auth, for a fresh header per run
 
     def to_json(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class Plan:
             "kind": self.kind,
             "url": self.url,
             "concurrency": self.concurrency,
+            "pages_ahead": self.pages_ahead,
             "page_size": self.page_size,
             "connections": self.connections,
             "headers": {"Authorization": authorization(self.auth, self.url)},
@@ -136,6 +138,7 @@ def _graphql_plan(
                 "field": connection.name,
                 "query": relay_query(connection, selection, extra),
                 "variables": extra,
+                "count_field": connection.count_field,
             }
         )
     return Plan(
@@ -145,6 +148,7 @@ def _graphql_plan(
         # dlt extracts parallelized resources on `extract.workers` threads, one page at a time
         # per resource (a generator is advanced by one thread at a time)
         concurrency=int(setting("extract", "workers", 5)),
+        pages_ahead=gql.pages_ahead,
         page_size=page_size,
         connections=connections,
         tables=_snake(list(resources)),

@@ -33,14 +33,15 @@ def ceiling(plan: dict[str, Any], sequential: bool = False) -> dict[str, Any]:
     The source's own concurrency (or, `sequential`, one request at a time): PlusPlus REST reads
     its resources in parallel, `concurrency` pages in flight per resource, over one pool of
     `2 * concurrency` connections (the connector's pool size); a GraphQL source reads up to
-    `concurrency` connections at once (dlt's extract workers), one page at a time each (a
-    cursor comes with the page before).
+    `concurrency` connections at once (dlt's extract workers), one page at a time each where a
+    cursor comes with the page before, `pages_ahead` at a time where cursors are offsets.
     """
     import httpx
 
     concurrency = 1 if sequential else int(plan["concurrency"])
     rest = plan["kind"] == "rest"
-    pool = 1 if concurrency <= 1 else (2 * concurrency if rest else concurrency)
+    ahead = 1 if rest else int(plan.get("pages_ahead", 1))
+    pool = 1 if concurrency <= 1 else (2 * concurrency if rest else concurrency * ahead)
     client = httpx.Client(
         headers={**plan["headers"], "Accept": "application/json"},
         limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
@@ -94,28 +95,66 @@ def ceiling(plan: dict[str, Any], sequential: bool = False) -> dict[str, Any]:
     return counts
 
 
+# graphene's offset cursors (`arrayconnection:N`): the cursor of any later page is known
+OFFSET = "arrayconnection:"
+
+
+def _offset(cursor: str | None) -> int | None:
+    import base64
+
+    try:
+        text = base64.b64decode(cursor or "", validate=True).decode("ascii")
+    except ValueError:
+        return None
+    digits = text.removeprefix(OFFSET)
+    return int(digits) if digits != text and digits.isascii() and digits.isdigit() else None
+
+
 def _graphql_ceiling(client: Any, plan: dict[str, Any], workers: int, counted: Any) -> None:
+    """Each connection's pages; where its cursors are offsets and it has a count, the pages
+    after the first with up to `pages_ahead` requests in flight (as lxp-sync reads them)."""
+    import base64
+
     page_size = int(plan["page_size"])
+    ahead = int(plan.get("pages_ahead", 1)) if workers > 1 else 1
 
-    def connection(spec: dict[str, Any]) -> None:
-        after = None
+    def fetch(spec: dict[str, Any], after: str | None) -> dict[str, Any]:
+        variables = {"first": page_size, "after": after, **spec["variables"]}
+        response = client.post(plan["url"], json={"query": spec["query"], "variables": variables})
+        response.raise_for_status()
+        body = _decode(response.content)
+        if body.get("errors"):
+            raise RuntimeError(f"{spec['name']}: {body['errors'][0].get('message')}")
+        found = body["data"][spec["field"]]
+        counted(len(found["edges"]))
+        return found
+
+    def connection(spec: dict[str, Any], pages: ThreadPoolExecutor) -> None:
+        found, received = fetch(spec, None), 0
         while True:
-            variables = {"first": page_size, "after": after, **spec["variables"]}
-            response = client.post(
-                plan["url"], json={"query": spec["query"], "variables": variables}
-            )
-            response.raise_for_status()
-            body = _decode(response.content)
-            if body.get("errors"):
-                raise RuntimeError(f"{spec['name']}: {body['errors'][0].get('message')}")
-            found = body["data"][spec["field"]]
-            counted(len(found["edges"]))
-            if not found["pageInfo"]["hasNextPage"]:
+            received += len(found["edges"])
+            info = found["pageInfo"]
+            if not info["hasNextPage"]:
                 return
-            after = found["pageInfo"]["endCursor"]
+            end, total = _offset(info["endCursor"]), found.get(spec.get("count_field") or "")
+            if ahead > 1 and end is not None and end + 1 == received and isinstance(total, int):
+                break
+            found = fetch(spec, info["endCursor"])
+        in_flight: list[Future[Any]] = []
+        for start in range(end, total - 1, page_size):  # the offset each later page starts after
+            cursor = base64.b64encode(f"{OFFSET}{start}".encode()).decode()
+            in_flight.append(pages.submit(fetch, spec, cursor))
+            if len(in_flight) >= ahead:
+                in_flight.pop(0).result()
+        for future in in_flight:
+            future.result()
 
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="connection") as pool:
-        for future in [pool.submit(connection, spec) for spec in plan["connections"]]:
+    connections = plan["connections"]
+    with (
+        ThreadPoolExecutor(max(1, workers * ahead), thread_name_prefix="page") as pages,
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="connection") as pool,
+    ):
+        for future in [pool.submit(connection, spec, pages) for spec in connections]:
             future.result()
 
 

@@ -76,12 +76,21 @@ class PageAnomaly(Exception):
         self.message, self.request_id, self.status = message, request_id, status
 
 
-def fetch_checked(client: ApiClient, fetch: Callable[[], T], *, resource: str, page: Any) -> T:
-    """`fetch()`, again with the client's backoff while it raises `PageAnomaly`; then one line."""
+def fetch_checked(
+    client: ApiClient,
+    fetch: Callable[[], T],
+    *,
+    resource: str,
+    page: Any,
+    first: Callable[[], T] | None = None,
+) -> T:
+    """`fetch()`, again with the client's backoff while it raises `PageAnomaly`; then one line.
+
+    `first`: the first attempt instead of `fetch()` (a page requested ahead, checked now)."""
     attempt = 0
     while True:
         try:
-            return fetch()
+            return first() if first is not None and attempt == 0 else fetch()
         except PageAnomaly as anomaly:
             if attempt >= client.retry.max_retries or client.gave_up:
                 again = f", also after {attempt} retries" if attempt else ""

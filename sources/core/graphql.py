@@ -6,7 +6,7 @@ live schema, so a field the vendor adds tomorrow reaches the warehouse without a
 
 from __future__ import annotations
 
-import functools
+import base64
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -30,7 +30,7 @@ from lxp_sync.sources.core.errors import (
 from lxp_sync.sources.core.http import ApiClient, request_id_of
 from lxp_sync.sources.core.limits import PageSizes
 from lxp_sync.sources.core.names import aliased, response_keys
-from lxp_sync.sources.core.paging import Progress
+from lxp_sync.sources.core.paging import Ahead, Progress
 
 log = logging.getLogger("lxp_sync")
 
@@ -84,6 +84,9 @@ def type_ref_str(type_ref: Mapping[str, Any]) -> str:
 
 # Arguments of a connection that page it; any other argument is a filter.
 PAGING_ARGS = frozenset({"first", "last", "after", "before"})
+# Requests of one connection in flight at once (with dlt's 5 extract workers reading 5
+# connections, 15 of the ApiClient's 16 pooled connections).
+PAGES_AHEAD = 3
 # The variable a nested connection's query names its parent with.
 PARENT_VARIABLE = "lxp_parent"
 
@@ -291,6 +294,9 @@ class GraphQLClient:
         self._schema: IntrospectedSchema | None = None
         self._schema_lock = threading.Lock()
         self._page_sizes: PageSizes | None = None
+        # requests of one connection in flight at once: the next page's is sent while a page
+        # is converted; with offset cursors, the ones after it too (`relay_pages`)
+        self.pages_ahead = PAGES_AHEAD
 
     def page_sizes(self, size: int) -> PageSizes:
         """The page sizes of this source's connections (`size`: where they start), one a run."""
@@ -478,23 +484,25 @@ def relay_pages(
     label = f"{gql.source}.{connection.path}"
     size, settled, why = min(page_size, sizes.size(label)), False, None
 
+    def send(ask: tuple[str | None, int], page: int) -> GraphQLAnswer:
+        after, first = ask
+        variables = {"first": first, "after": after, **filters}
+        return gql.request(query, variables, resource=resource, page=page)
+
+    ahead = Ahead(send, gql.pages_ahead)
+
     def fetch(state: _Pass, after: str | None, page: int) -> _Received:
+        def check(answer: GraphQLAnswer) -> _Received:
+            return _check_relay_page(answer, connection, key, state, resource)
+
+        sent = ahead.take(page, (after, state.size)) if page > 1 else None
         while True:
-            variables = {"first": state.size, "after": after, **filters}
+            ask = (after, state.size)
             try:
                 return fetch_checked(
                     gql.api,
-                    functools.partial(
-                        _read_relay_page,
-                        gql,
-                        query,
-                        variables,
-                        connection,
-                        key,
-                        state,
-                        resource,
-                        page,
-                    ),
+                    lambda ask=ask: check(send(ask, page)),
+                    first=sent and (lambda sent=sent: check(sent())),
                     resource=resource,
                     page=page,
                 )
@@ -502,50 +510,88 @@ def relay_pages(
                 lowered = sizes.lower(label, state.size, error.message, "first")
                 if lowered is None:
                     raise
-                state.size = lowered
+                state.size, sent = lowered, None
 
-    while True:
-        ledger.new_pass(why)
-        progress.passes = ledger.passes
-        state = _Pass(size, settled)
-        after: str | None = None
-        page = 0
+    try:
         while True:
-            page += 1
-            got = fetch(state, after, page)
-            state.settled = True
-            state.received += len(got.nodes)
-            if got.total is not None:
-                state.totals.setdefault(got.total)
-                if progress.total is None:
-                    progress.total = got.total
-            rows, _ = ledger.take(got.nodes)
-            progress.add(len(got.nodes))
-            yield RelayPage(rows, got.total, page)
-            if not got.has_next or (max_pages is not None and page >= max_pages):
+            ledger.new_pass(why)
+            progress.passes = ledger.passes
+            state = _Pass(size, settled)
+            after: str | None = None
+            page = 0
+            ahead.drop()
+            while True:
+                page += 1
+                got = fetch(state, after, page)
+                state.settled = True
+                state.received += len(got.nodes)
+                if got.total is not None:
+                    state.totals.setdefault(got.total)
+                    if progress.total is None:
+                        progress.total = got.total
+                last = max_pages is not None and page >= max_pages
+                if got.has_next and not last:
+                    _ask_ahead(ahead, page, got, state, max_pages)
+                rows, _ = ledger.take(got.nodes)
+                progress.add(len(got.nodes))
+                yield RelayPage(rows, got.total, page)
+                if not got.has_next or last:
+                    break
+                after = got.end_cursor
+            size, settled = state.size, state.settled
+            if max_pages is not None and page >= max_pages:
                 break
-            after = got.end_cursor
-        size, settled = state.size, state.settled
-        if max_pages is not None and page >= max_pages:
-            break
-        why = _pass_problem(connection, ledger, state, resource)
-        if why is None:
-            break
+            why = _pass_problem(connection, ledger, state, resource)
+            if why is None:
+                break
+    finally:
+        ahead.close()
     progress.done()
 
 
-def _read_relay_page(
-    gql: GraphQLClient,
-    query: str,
-    variables: dict[str, Any],
-    connection: Connection,
-    key: str,
-    state: _Pass,
-    resource: str,
-    page: int,
+# graphene's cursors: base64 of the row's offset in the list (`arrayconnection:41`)
+OFFSET_CURSOR = "arrayconnection:"
+
+
+def offset_cursor(offset: int) -> str:
+    return base64.b64encode(f"{OFFSET_CURSOR}{offset}".encode()).decode()
+
+
+def cursor_offset(cursor: str | None) -> int | None:
+    """The offset an offset cursor stands for; None for any other cursor (a key, a time)."""
+    try:
+        text = base64.b64decode(cursor or "", validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return None
+    digits = text.removeprefix(OFFSET_CURSOR)
+    if digits == text or not digits.isascii() or not digits.isdigit():
+        return None
+    offset = int(digits)
+    return offset if offset_cursor(offset) == cursor else None
+
+
+def _ask_ahead(
+    ahead: Ahead[GraphQLAnswer], page: int, got: _Received, state: _Pass, max_pages: int | None
+) -> None:
+    """Request the pages after `page` while it is converted: the next one with the cursor it
+    gave; with offset cursors that count this pass's rows, the ones after that too (as many as
+    the count leaves), each with the offset its page starts after."""
+    ahead.send(page + 1, (got.end_cursor, state.size))
+    end = cursor_offset(got.end_cursor)
+    if end is None or end + 1 != state.received:
+        return
+    for more in range(1, ahead.workers):
+        if got.total is not None and got.total - state.received <= more * state.size:
+            break
+        if max_pages is not None and page + 1 + more > max_pages:
+            break
+        ahead.send(page + 1 + more, (offset_cursor(end + more * state.size), state.size))
+
+
+def _check_relay_page(
+    answer: GraphQLAnswer, connection: Connection, key: str, state: _Pass, resource: str
 ) -> _Received:
     """One page if it can be right, else `PageAnomaly` (`fetch_checked` fetches it again)."""
-    answer = gql.request(query, variables, resource=resource, page=page)
     facts = {"request_id": answer.request_id, "status": answer.status}
     name = connection.name
     if connection.route is not None:

@@ -1,14 +1,15 @@
-"""Paging mechanics every source shares: ordered concurrent page fetches and progress lines."""
+"""Paging mechanics every source shares: ordered concurrent page fetches, pages requested ahead
+and progress lines."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pendulum
 
@@ -56,6 +57,51 @@ def fetch_in_order(
         finally:
             for future in pending:
                 future.cancel()
+
+
+class Ahead(Generic[T]):
+    """Pages requested before their turn, each with what it was asked with (`ask`).
+
+    For lists whose next request is known before the current page is used: a cursor that came
+    with the page, or offsets that can be counted on. The reader takes a page's answer only if
+    it was asked with exactly what the reader would ask now; anything else is dropped and asked
+    again, so nothing read ahead can differ from a read one page at a time. Checks stay with the
+    reader, in page order.
+    """
+
+    def __init__(self, send: Callable[[Hashable, int], T], workers: int) -> None:
+        self._send = send
+        self.workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="lxp-ahead")
+        self._sent: dict[int, tuple[Hashable, Future[T]]] = {}
+
+    def send(self, page: int, ask: Hashable) -> None:
+        """Request `page` with `ask` now, unless it is on its way with the same."""
+        sent = self._sent.get(page)
+        if sent is not None and sent[0] == ask:
+            return
+        if sent is not None:
+            sent[1].cancel()
+        self._sent[page] = (ask, self._pool.submit(self._send, ask, page))
+
+    def take(self, page: int, ask: Hashable) -> Callable[[], T] | None:
+        """The answer to `page` asked with `ask` (a call that waits for it); None when it was not
+        asked so, and then every page read ahead is dropped (they were planned on other facts)."""
+        sent = self._sent.pop(page, None)
+        if sent is None or sent[0] != ask:
+            self.drop()
+            return None
+        return sent[1].result
+
+    def drop(self) -> None:
+        for _, future in self._sent.values():
+            future.cancel()
+        self._sent.clear()
+
+    def close(self) -> None:
+        """Drop what is pending; requests on their way finish in the background, unread."""
+        self.drop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Progress:
