@@ -10,10 +10,12 @@ no root: the test fails with one line saying what to install, it is not skipped.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -100,7 +102,9 @@ def visit(
     """Load `url` in a headless Chromium (a new profile in a temporary folder), over the DevTools
     protocol: console and log errors are collected while it loads, then its text, the boxes of
     `selectors` and a full-page screenshot are read."""
-    with tempfile.TemporaryDirectory(prefix="lxp-chromium-") as profile:
+    # Chromium's helpers (zygote, renderers) are killed with it as one process group; one still
+    # writing its profile while the folder is removed must not fail the test
+    with tempfile.TemporaryDirectory(prefix="lxp-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 str(chromium),
@@ -114,14 +118,21 @@ def visit(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
         try:
             endpoint = _devtools_endpoint(process, timeout)
             with connect(endpoint, max_size=None, open_timeout=timeout) as socket:
                 return _Session(socket, timeout).visit(url, selectors, width)
         finally:
-            process.kill()
-            process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Kill Chromium and every helper it started (one process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _devtools_endpoint(process: subprocess.Popen[str], timeout: float) -> str:
