@@ -116,12 +116,15 @@ def test_a_warehouse_loaded_from_rows_goes_on_from_arrow_and_back(
     destination: Warehouse, fresh_sandbox: SandboxProcess, source: str
 ) -> None:
     resources = RESOURCES[source]
-    sync_to(destination, source, fresh_sandbox, resources=resources, arrow=False)
+    pipeline = sync_to(destination, source, fresh_sandbox, resources=resources, arrow=False)
+    tables = pipeline.default_schema.data_table_names()
+    before = {table: columns(pipeline, table) for table in tables}
     change(source, fresh_sandbox)
 
     pipeline = sync_to(destination, source, fresh_sandbox, resources=resources)
 
     assert arrow_tables(pipeline) == ARROW[source] & set(resources)
+    assert {table: columns(pipeline, table) for table in tables} == before, "a column changed"
     read = reader(destination, pipeline)
     equals_truth(source, fresh_sandbox, read)
     assert_no_duplicate_keys(pipeline, read)
