@@ -9,12 +9,17 @@ same columns with the same types and NULL-ability, the same values, `_dlt_id` an
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
 from dlt.pipeline.pipeline import Pipeline
 
+from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
+from lxp_sync.sources.core.timestamps import parse_datetimes
 from lxp_sync_sandbox.server import SandboxProcess
 from tests import test_plusplus_graphql as plusplus_graphql
 from tests import test_pluvo as pluvo
@@ -137,3 +142,79 @@ def test_a_warehouse_loaded_from_rows_goes_on_from_arrow_and_back(
     read = reader(destination, pipeline)
     equals_truth(source, fresh_sandbox, read)
     assert_no_duplicate_keys(pipeline, read)
+
+
+# values at the edges, as a GraphQL answer has them (before shaping)
+EDGE_HINTS = {
+    "pk": {"data_type": "bigint", "nullable": True},
+    "big": {"data_type": "bigint", "nullable": True},
+    "ratio": {"data_type": "double", "nullable": True},
+    "name": {"data_type": "text", "nullable": True},
+    "ok": {"data_type": "bool", "nullable": True},
+    "due": {"data_type": "date", "nullable": True},
+    "at": {"data_type": "timestamp", "nullable": True, "timezone": True},
+    "owner__pk": {"data_type": "bigint", "nullable": True},
+}
+EDGE_ROWS = [
+    {"pk": 1, "big": 2**63 - 1, "ratio": 0.1 + 0.2, "name": "ümlaut ✓ 漢字", "ok": True,
+     "due": "2024-02-29", "at": "2024-03-15T10:20:30.123456789Z", "owner": {"pk": 7}},
+    {"pk": 2, "big": -(2**63), "ratio": 5, "name": "", "ok": False, "due": None,
+     "at": "2024-03-15T10:20:30", "owner": None},
+    {"pk": 3, "big": None, "ratio": 1.7976931348623157e308, "name": None, "ok": None,
+     "due": "1901-01-02", "at": "2024-03-15T12:20:30.5+02:00"},
+    {"pk": 4, "big": 0, "ratio": -0.0, "name": "x", "ok": True, "due": "2199-12-30",
+     "at": "2024-03-15", "owner": {"pk": None}},
+    {"pk": 5, "big": 1, "ratio": None, "name": "y", "ok": None, "due": None, "at": "soon"},
+]  # fmt: skip
+
+
+def test_edge_values_load_from_arrow_as_from_rows(workdir: Path) -> None:
+    """The builder against dlt's row path itself: 64-bit ints at both ends, doubles to the bit,
+    an int in a Float column, unicode, dates, naive, offset, nanosecond and date-only timestamps,
+    a text that is no timestamp (`at__v_text`), null and present nested objects."""
+
+    def as_rows() -> Iterator[list[dict[str, Any]]]:
+        rows = copy.deepcopy(EDGE_ROWS)
+        for row in rows:  # what `node_shape` does on the row path
+            if row.get("owner", 0) is None:
+                del row["owner"]
+        parse_datetimes(rows, "at", strict=False)
+        yield rows
+
+    def as_arrow() -> Iterator[Any]:
+        rows = copy.deepcopy(EDGE_ROWS)
+        for row in rows:
+            if row.get("owner", 0) is None:
+                del row["owner"]
+        yield from batched_arrow([rows], EDGE_HINTS, rows=2, row_ids=True)
+
+    loaded = {}
+    for name, data, hints in (
+        ("rows", as_rows, EDGE_HINTS),
+        ("arrow", as_arrow, with_row_ids(EDGE_HINTS)),
+    ):
+        resource = dlt.resource(
+            data, name="edges", primary_key="pk", write_disposition="merge", columns=hints
+        )
+        pipeline = dlt.pipeline(
+            f"edges_{name}",
+            destination=dlt.destinations.duckdb(str(workdir / "edges.duckdb")),
+            dataset_name=name,
+            pipelines_dir=str(workdir / "pipelines"),
+        )
+        pipeline.run(resource, loader_file_format="parquet").raise_on_failed_jobs()
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql("SELECT * FROM edges ORDER BY pk")
+            names = [c[0] for c in columns(pipeline, "edges")]
+        loaded[name] = (
+            columns(pipeline, "edges"),
+            [dict(zip(names, r, strict=True)) for r in rows],
+        )
+
+    assert loaded["arrow"][0] == loaded["rows"][0]
+    strip = [{k: v for k, v in r.items() if not k.startswith("_dlt")} for r in loaded["rows"][1]]
+    got = [{k: v for k, v in r.items() if not k.startswith("_dlt")} for r in loaded["arrow"][1]]
+    assert got == strip
+    assert got[0]["big"] == 2**63 - 1 and got[1]["big"] == -(2**63)
+    assert got[0]["ratio"] == 0.1 + 0.2 and got[4]["at__v_text"] == "soon"
+    assert all(r["_dlt_id"] and r["_dlt_load_id"] for r in loaded["arrow"][1])

@@ -53,19 +53,25 @@ def with_row_ids(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {**hints, "_dlt_load_id": dlt_load_id_column(), "_dlt_id": dlt_id_column()}
 
 
-def add_row_ids(table: pa.Table) -> pa.Table:
+def add_row_ids(table: pa.Table, hints: dict[str, dict[str, Any]]) -> pa.Table:
     """`table` with the current load's id and a random `_dlt_id` per row, as dlt's row normalizer
-    gives the rows of a root table written by merge (delete-insert), whatever the settings."""
+    gives the rows of a root table written by merge (delete-insert), whatever the settings.
+
+    The columns in the row path's order, which a new table is created in: the hinted ones, dlt's
+    two, then the others (`x__v_text`) as they came."""
     load_id = dlt.current.load_package_state()["load_id"]
     rows = table.num_rows
     table = table.append_column(
         pa.field("_dlt_load_id", pa.string(), nullable=False),
         pa.array([load_id] * rows, pa.string()),
-    )
-    return table.append_column(
+    ).append_column(
         pa.field("_dlt_id", pa.string(), nullable=False),
         pa.array(generate_dlt_ids(rows), pa.string()),
     )
+    names = table.column_names
+    hinted = [name for name in names if name in hints]
+    others = [name for name in names[:-2] if name not in hints]
+    return table.select([*hinted, "_dlt_load_id", "_dlt_id", *others])
 
 
 def _timestamps(name: str, values: Any) -> list[tuple[str, pa.Array]]:
@@ -190,7 +196,7 @@ def batched_arrow(
 
     def convert(batch: list[dict[str, Any]]) -> pa.Table:
         table = to_arrow(batch, hints)
-        return add_row_ids(table) if row_ids else table
+        return add_row_ids(table, hints) if row_ids else table
 
     buffer: list[dict[str, Any]] = []
     for page in pages:
