@@ -102,3 +102,11 @@ def error_line(stderr: str) -> str:
     assert len(lines) == 1, f"expected one error line, got {len(lines)}:\n{stderr}"
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def arrow_tables(pipeline: Pipeline) -> set[str]:
+    """The tables whose rows the last run's extract got as Arrow tables (parquet files; rows
+    from dicts are written as jsonl)."""
+    info = pipeline.last_trace.last_extract_info
+    files = [name for metrics in info.metrics.values() for name in metrics[0]["job_metrics"]]
+    return {name.split(".", 1)[0] for name in files if name.endswith(".parquet")}

@@ -37,7 +37,7 @@ from tests import test_plusplus_graphql as plusplus_graphql
 from tests import test_plusplus_rest as plusplus_rest
 from tests import test_pluvo as pluvo
 from tests.compare import Rows, diff_table
-from tests.helpers import error_line, lxp_sync, sync_to
+from tests.helpers import arrow_tables, error_line, lxp_sync, sync_to
 from tests.support.warehouse import Warehouse
 
 # Rows across all entities of an API: one page or two per resource, enough for every shape.
@@ -106,6 +106,8 @@ class SourceCase:
     # table -> column -> the dlt data type the source must give it: one of each kind it has
     types: dict[str, dict[str, str]]
     drift: Drift | None = None
+    # the tables dlt gets as Arrow tables (the others as rows); None: not checked here
+    arrow: set[str] | None = None
 
 
 # a server-side cursor with a child table, a full scan, a created cursor with a refresh window
@@ -140,8 +142,9 @@ def _graphql_equals_truth(sandbox: SandboxProcess, rows: Rows, changed: bool) ->
 
 
 def _graphql_change(sandbox: SandboxProcess) -> None:
-    # a server-side filter and a client-side one; deletes are soft (rows marked `is_deleted`)
-    for connection in ["events", "event_types"]:
+    # a server-side filter and a client-side one (assignments: from Arrow tables); deletes are
+    # soft (rows marked `is_deleted`)
+    for connection in GRAPHQL_RESOURCES:
         sandbox.mutate(api="plusplus_graphql", entity=connection, update=3)
         sandbox.mutate(api="plusplus_graphql", entity=connection, insert=2, delete=1)
 
@@ -291,6 +294,7 @@ CASES: dict[str, SourceCase] = {
             stop=lambda sandbox: sandbox.configure(api="plusplus_graphql", schema_drift=False),
             truth=_graphql_drift_truth,
         ),
+        arrow={"assignments"},  # events and event_types: child tables, JSON
     ),
     "pluvo": SourceCase(
         resources=PLUVO_RESOURCES,
@@ -320,6 +324,7 @@ CASES: dict[str, SourceCase] = {
             stop=lambda sandbox: sandbox.configure(api="pluvo", schema_drift=False),
             truth=_pluvo_drift_truth,
         ),
+        arrow={"events"},  # users and trainings: child tables, JSON
     ),
     "pitchly": SourceCase(
         resources=PITCHLY_RESOURCES,
@@ -436,6 +441,8 @@ def test_full_sync_equals_truth_and_columns_get_the_destination_types(
     case.equals_truth(sandbox, read, False)
     assert_no_duplicate_keys(pipeline, read)
     assert_destination_types(destination, pipeline, case.types)
+    if case.arrow is not None:
+        assert arrow_tables(pipeline) == case.arrow
 
 
 def test_pitchly_numbers_keep_every_digit(destination: Warehouse, sandbox: SandboxProcess) -> None:
@@ -519,6 +526,8 @@ def test_incremental_run_after_changes_equals_truth_without_duplicate_keys(
     read = reader(destination, pipeline)
     case.equals_truth(changing, read, True)
     assert_no_duplicate_keys(pipeline, read)
+    if case.arrow is not None:
+        assert arrow_tables(pipeline) == case.arrow
 
 
 # --- Schema drift --------------------------------------------------------------------------------

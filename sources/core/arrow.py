@@ -12,8 +12,11 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import dlt
 import orjson
 import pyarrow as pa
+from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 
 from lxp_sync.sources.core.timestamps import timestamp_array
 
@@ -42,6 +45,33 @@ LOAD_ID_HINT: dict[str, Any] = {"data_type": "text", "nullable": True}
 def with_load_id(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The column hints of a resource that hands dlt Arrow tables: `hints` and `_dlt_load_id`."""
     return {**hints, "_dlt_load_id": dict(LOAD_ID_HINT)}
+
+
+def with_row_ids(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The column hints of a resource whose Arrow tables carry `_dlt_load_id` and `_dlt_id` as
+    dlt's row path gives them (NOT NULL, `_dlt_id` the row key): the same table either way."""
+    return {**hints, "_dlt_load_id": dlt_load_id_column(), "_dlt_id": dlt_id_column()}
+
+
+def add_row_ids(table: pa.Table, hints: dict[str, dict[str, Any]]) -> pa.Table:
+    """`table` with the current load's id and a random `_dlt_id` per row, as dlt's row normalizer
+    gives the rows of a root table written by merge (delete-insert), whatever the settings.
+
+    The columns in the row path's order, which a new table is created in: the hinted ones, dlt's
+    two, then the others (`x__v_text`) as they came."""
+    load_id = dlt.current.load_package_state()["load_id"]
+    rows = table.num_rows
+    table = table.append_column(
+        pa.field("_dlt_load_id", pa.string(), nullable=False),
+        pa.array([load_id] * rows, pa.string()),
+    ).append_column(
+        pa.field("_dlt_id", pa.string(), nullable=False),
+        pa.array(generate_dlt_ids(rows), pa.string()),
+    )
+    names = table.column_names
+    hinted = [name for name in names if name in hints]
+    others = [name for name in names[:-2] if name not in hints]
+    return table.select([*hinted, "_dlt_load_id", "_dlt_id", *others])
 
 
 def _timestamps(name: str, values: Any) -> list[tuple[str, pa.Array]]:
@@ -158,13 +188,21 @@ def batched_arrow(
     pages: Iterable[list[dict[str, Any]]],
     hints: dict[str, dict[str, Any]],
     rows: int = 5000,
+    *,
+    row_ids: bool = False,
 ) -> Iterator[pa.Table]:
-    """Pages of rows as Arrow tables of about `rows` rows each (fewer, larger tables load faster)."""
+    """Pages of rows as Arrow tables of about `rows` rows each (fewer, larger tables load faster);
+    with `row_ids`, each with dlt's own columns (`add_row_ids`)."""
+
+    def convert(batch: list[dict[str, Any]]) -> pa.Table:
+        table = to_arrow(batch, hints)
+        return add_row_ids(table, hints) if row_ids else table
+
     buffer: list[dict[str, Any]] = []
     for page in pages:
         buffer.extend(page)
         if len(buffer) >= rows:
-            yield to_arrow(buffer, hints)
+            yield convert(buffer)
             buffer = []
     if buffer:
-        yield to_arrow(buffer, hints)
+        yield convert(buffer)

@@ -18,6 +18,7 @@ import orjson
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
+from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.completeness import changed_since
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.filters import cursor_filter
@@ -57,6 +58,10 @@ SCALAR_TYPES = {
 # column each, never flattened into columns per key. JSONString values are JSON *text*.
 FREE_FORM_SCALARS = frozenset({"GenericScalar", "JSON", "JSONString"})
 JSON_TEXT_SCALARS = frozenset({"JSONString"})
+# Scalars whose every value the Arrow builder types as dlt's row path does (enums too). A table
+# with any other field (a list: child table; JSON; Decimal; a custom scalar dlt infers) or a
+# connection inside its nodes keeps the row path (README: "Arrow").
+ARROW_SCALARS = frozenset(SCALAR_TYPES) - {"Decimal"}
 # Python type of a lone free-form value -> the column dlt gives it next to the JSON column
 _VARIANTS = ((bool, "bool"), (int, "bigint"), (float, "double"), (str, "text"))
 
@@ -84,6 +89,8 @@ class ConnectionOptions:
     # creation times: a cursor only with `incremental_by_creation` (see `pick_cursor`)
     creation_cursors: frozenset[str] = frozenset({"created", "createdAt", "created_at"})
     incremental_by_creation: bool = False
+    # hand dlt Arrow tables where the table allows it (`arrow_exact`); False: rows
+    arrow: bool = True
 
 
 def column_hints(
@@ -104,6 +111,16 @@ def column_hints(
             hint["timezone"] = True
         hints[name] = hint
     return hints
+
+
+def arrow_exact(schema: IntrospectedSchema, type_name: str) -> bool:
+    """Whether a node type's table is the same from Arrow tables as from rows: every field a
+    scalar of `ARROW_SCALARS` or an enum (nested objects land as their typed `x__pk`)."""
+    for scalar in schema.leaf_fields(type_name).values():
+        enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
+        if scalar not in ARROW_SCALARS and not enum:
+            return False
+    return True
 
 
 def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:
@@ -228,8 +245,17 @@ def connection_resource(
     # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
-    shape = node_shape(schema, connection.node_type, options.json_scalars)
     lists, nested_hints = _nested_lists(schema, connection, options, table)
+    # dlt's incremental compares a Date cursor as the text it is in rows (and keeps it so in
+    # state), as a date in Arrow: such a resource stays on rows
+    arrow = (
+        options.arrow
+        and not lists
+        and arrow_exact(schema, connection.node_type)
+        and (cursor is None or is_datetime)
+    )
+    # on the Arrow path the builder parses timestamps, by the same rules, in one step
+    shape = node_shape(schema, connection.node_type, options.json_scalars, parse_stamps=not arrow)
     if lists:
         selection = " ".join([selection, *(nested.field for nested in lists.values())])
         route_key = next(iter(lists.values())).connection.route
@@ -237,11 +263,7 @@ def connection_resource(
             selection += f" {route_key.key}"
     listing = key_listing(gql, connection, options, name, table)
 
-    def read(
-        updated: dlt.sources.incremental[Any] | None = (
-            dlt.sources.incremental(cursor, on_cursor_value_missing="include") if cursor else None
-        ),
-    ) -> Iterator[list[dict[str, Any]]]:
+    def pages(updated: dlt.sources.incremental[Any] | None) -> Iterator[list[dict[str, Any]]]:
         filters = dict(options.filters or {})
         start = updated.start_value if updated is not None else None
         if server_arg and start is not None:
@@ -275,13 +297,23 @@ def connection_resource(
                     parse_datetimes(page.nodes, cursor)  # strictly: a cursor must be a moment
                 yield page.nodes
 
+    def read(
+        updated: dlt.sources.incremental[Any] | None = (
+            dlt.sources.incremental(cursor, on_cursor_value_missing="include") if cursor else None
+        ),
+    ) -> Iterator[Any]:
+        if arrow:
+            yield from batched_arrow(pages(updated), hints, row_ids=True)
+        else:
+            yield from pages(updated)
+
     resource = dlt.resource(
         read,
         name=name,
         table_name=table,
         primary_key=options.primary_key,
         write_disposition="merge",
-        columns=hints,
+        columns=with_row_ids(hints) if arrow else hints,
         nested_hints={**list_hints(schema, connection.node_type), **nested_hints} or None,
         parallelized=True,
     )
@@ -302,10 +334,15 @@ def node_hints(
 
 
 def node_shape(
-    schema: IntrospectedSchema, type_name: str, json_scalars: frozenset[str]
+    schema: IntrospectedSchema,
+    type_name: str,
+    json_scalars: frozenset[str],
+    *,
+    parse_stamps: bool = True,
 ) -> Callable[[list[dict[str, Any]]], None]:
     """Nodes of `type_name`, in place, as their table takes them: null nested objects dropped,
-    free-form values as JSON, DateTime texts parsed by the core's rules (leniently)."""
+    free-form values as JSON, DateTime texts parsed by the core's rules (leniently; with
+    `parse_stamps` False they stay texts, for the Arrow builder)."""
     nested = nested_identities(schema, type_name)
     leaves = schema.leaf_fields(type_name)
     free_form = {
@@ -319,7 +356,7 @@ def node_shape(
             _drop_null_objects(nodes, nested)
         if free_form:
             free_form_values(nodes, free_form)
-        if stamps:
+        if stamps and parse_stamps:
             parse_datetimes(nodes, *stamps, strict=False)
         for name in stamp_lists:  # the items of a list of DateTime, as its child table's value
             for node in nodes:

@@ -191,6 +191,7 @@ def plusplus_graphql_source(
     max_pages: int | None = None,
     allow_insecure_http: bool = False,
     incremental_by_created: bool = False,
+    arrow: bool = True,
 ) -> Discovery:
     """Every root relay connection of the live schema (or `resources`), merged on `pk`.
 
@@ -199,6 +200,7 @@ def plusplus_graphql_source(
     A type with `created` but no `modified` is read in full every run (an edit or soft delete
     changes no timestamp), or by `created` with `incremental_by_created`. The schema is
     introspected when the resources are first needed (`sources/core/lazy.py`), not here.
+    Tables without lists, nested connections or JSON go to dlt as Arrow tables (`arrow`).
     """
     gql = graphql_client(
         base_url,
@@ -212,6 +214,7 @@ def plusplus_graphql_source(
         hard_delete=hard_delete,
         max_pages=max_pages,
         incremental_by_created=incremental_by_created,
+        arrow=arrow,
     )
 
     def make() -> Iterator[DltResource]:

@@ -51,6 +51,7 @@ def connection_options(
     hard_delete: bool,
     max_pages: int | None,
     incremental_by_created: bool = False,
+    arrow: bool = True,
 ) -> ConnectionOptions:
     """How every PlusPlus connection loads: merge on `pk`, `modified` cursor, soft deletes."""
     return ConnectionOptions(
@@ -63,4 +64,5 @@ def connection_options(
         deleted_field=GRAPHQL_DELETED_FIELD,
         hard_delete=hard_delete,
         incremental_by_creation=incremental_by_created,
+        arrow=arrow,
     )

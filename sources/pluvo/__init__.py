@@ -38,6 +38,7 @@ def pluvo_source(
     max_pages: int | None = None,
     token_cache_path: str | None = None,
     allow_insecure_http: bool = False,
+    arrow: bool = True,
 ) -> Discovery:
     """Users, groups, trainings, events, ...: every `paginated*` connection found by introspection.
 
@@ -62,6 +63,7 @@ def pluvo_source(
         page_size=page_size,
         max_page_size=MAX_PAGE_SIZE,
         max_pages=max_pages,
+        arrow=arrow,
     )
 
     def make() -> Iterator[DltResource]:
