@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from dlt.common.data_writers.buffered import BufferedDataWriter
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
 from lxp_sync.pipelines.memory import (
     BOUNDED_DUCKDB_THREADS,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
+    WRITER_BUFFER_ROWS,
     bound_process_memory,
 )
 from lxp_sync_sandbox.server import SandboxProcess
@@ -177,3 +179,24 @@ def test_freed_memory_goes_back_to_the_system_after_a_step() -> None:
     held, before, after = map(float, out.split())
     assert before > held - 100  # glibc kept the holes (about 290 MB of them)
     assert after < before - 200, (held, before, after)
+
+
+def test_dlts_writers_hold_at_most_the_bounded_rows_per_table(
+    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the bound of the project's config.toml, or the one the pipeline gets where it is not set
+    held: list[int] = []
+    flush = BufferedDataWriter._flush_items
+
+    def counted(writer: BufferedDataWriter, allow_empty_file: bool = False) -> None:
+        held.append(writer._buffered_items_count)
+        flush(writer, allow_empty_file)
+
+    monkeypatch.setattr(BufferedDataWriter, "_flush_items", counted)
+    pipeline = sync("pluvo", sandbox, workdir, resources=["events"])
+
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql("SELECT count(*) FROM events")[0][0]
+    assert rows > WRITER_BUFFER_ROWS  # dlt's default buffer (5000) would have held them all
+    # pages of 50 rows: a buffer is written as soon as one reaches the bound
+    assert WRITER_BUFFER_ROWS <= max(held) < WRITER_BUFFER_ROWS + 50
