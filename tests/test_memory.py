@@ -26,6 +26,7 @@ from lxp_sync.pipelines.memory import (
     WRITER_BUFFER_ROWS,
     bound_process_memory,
 )
+from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.helpers import lxp_sync, sync
 from tests.support.runs import source_env
@@ -200,3 +201,19 @@ def test_dlts_writers_hold_at_most_the_bounded_rows_per_table(
     assert rows > WRITER_BUFFER_ROWS  # dlt's default buffer (5000) would have held them all
     # pages of 50 rows: a buffer is written as soon as one reaches the bound
     assert WRITER_BUFFER_ROWS <= max(held) < WRITER_BUFFER_ROWS + 50
+
+
+def test_the_key_ledger_at_a_million_keys_catches_a_repeat_and_a_missing_key_in_8_bytes_a_key() -> (
+    None
+):
+    keys = KeySet()
+    ids = [f"rec{n:09d}" for n in range(1_000_000)]
+    missing = ids.pop(612_345)
+    for start in range(0, len(ids), 1000):
+        assert all(keys.add(ids[start : start + 1000]))
+    assert len(keys) == 999_999
+    assert keys.nbytes <= 8 * len(keys) + 8 * KeySet.PENDING
+
+    # a page that repeats a key read 900k rows before, next to a new one
+    assert keys.add([ids[17], "rec-new"]) == [False, True]
+    assert keys.contains([missing, ids[0], ids[-1]]) == [False, True, True]
