@@ -203,15 +203,14 @@ def test_dlts_writers_hold_at_most_the_bounded_rows_per_table(
     assert WRITER_BUFFER_ROWS <= max(held) < WRITER_BUFFER_ROWS + 50
 
 
-def test_the_key_ledger_at_a_million_keys_catches_a_repeat_and_a_missing_key_in_8_bytes_a_key() -> (
-    None
-):
+def test_the_key_ledger_at_a_million_keys_catches_a_repeat_and_a_missing_key() -> None:
     keys = KeySet()
     ids = [f"rec{n:09d}" for n in range(1_000_000)]
     missing = ids.pop(612_345)
     for start in range(0, len(ids), 1000):
         assert all(keys.add(ids[start : start + 1000]))
     assert len(keys) == 999_999
+    # about 8 bytes a key (a Python set of them: about 60)
     assert keys.nbytes <= 8 * len(keys) + 8 * KeySet.PENDING
 
     # a page that repeats a key read 900k rows before, next to a new one
