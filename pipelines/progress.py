@@ -17,6 +17,7 @@ from typing import Any
 
 from dlt.common.runtime.collector_base import Collector
 
+from lxp_sync.pipelines.memory import release_freed_memory
 from lxp_sync.sources.core import activity
 
 log = logging.getLogger("lxp_sync")
@@ -70,7 +71,8 @@ class RunProgress(Collector):
         self._ticker.start()
 
     def _stop(self) -> None:
-        """End of a dlt step: the ticker stops and the phase says how it went."""
+        """End of a dlt step: the ticker stops, the phase says how it went, and the memory the
+        step freed goes back to the system (the next step's DuckDB does not come on top of it)."""
         self._quiet.set()
         if self._ticker is not None:
             self._ticker.join()
@@ -81,6 +83,7 @@ class RunProgress(Collector):
         line = self.end_line(phase, counters, spent)
         if line:
             log.info("%s", line)
+        release_freed_memory()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RunProgress:
         return RunProgress(self.source, self.every_s)  # dlt copies a pipeline's collector

@@ -19,7 +19,7 @@ from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from lxp_sync.pipelines import recovery
-from lxp_sync.pipelines.memory import duckdb_credentials
+from lxp_sync.pipelines.memory import bound_writer_buffers, duckdb_destination
 from lxp_sync.pipelines.runlock import run_lock
 from lxp_sync.sources.core.lazy import found_resources
 from lxp_sync.sources.core.run_options import destination_kind, has_loaded, run_options
@@ -82,7 +82,7 @@ def make_destination(options: RunOptions) -> Destination:
         if path is None:
             configured = dlt.config.get("destination.duckdb.credentials")
             path = configured if isinstance(configured, str) else DEFAULT_DUCKDB_FILE
-        destination: Destination = dlt.destinations.duckdb(duckdb_credentials(path))
+        destination: Destination = duckdb_destination(path)
     elif isinstance(options.destination, str):
         # a name: credentials and the rest from dlt's settings
         destination = Destination.from_reference(options.destination)
@@ -112,6 +112,7 @@ def open_pipeline(
 ) -> Pipeline:
     """The dlt pipeline of a source and destination (its state and schemas, not run yet)."""
     _arrow_load_ids()
+    bound_writer_buffers()
     return dlt.pipeline(
         pipeline_name=pipeline_name(source_name, destination_name(options.destination)),
         destination=make_destination(options),

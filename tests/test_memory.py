@@ -1,4 +1,5 @@
-"""Memory that stays flat in the number of rows: DuckDB's limit, Arrow's allocator.
+"""Memory that stays flat in the number of rows: DuckDB's limit, its threads and load jobs,
+Arrow's allocator, freed memory returned after each step.
 
 Real runs into real DuckDB files against the sandbox; the limit is read back from the
 connection dlt opens for the pipeline.
@@ -6,12 +7,26 @@ connection dlt opens for the pipeline.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from dlt.common.data_writers.buffered import BufferedDataWriter
+from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
-from lxp_sync.pipelines.memory import DEFAULT_DUCKDB_MEMORY_LIMIT, bound_process_memory
+from lxp_sync.pipelines.memory import (
+    BOUNDED_DUCKDB_THREADS,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    WRITER_BUFFER_ROWS,
+    bound_process_memory,
+)
+from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.helpers import lxp_sync, sync
 from tests.support.runs import source_env
@@ -38,6 +53,51 @@ def test_a_run_loads_duckdb_within_the_default_memory_limit(
     limit = _memory_limit_bytes(pipeline)
     # DuckDB reports the limit in MiB, rounded; without lxp-sync's limit it is 80% of the RAM
     assert limit == pytest.approx(_bytes(DEFAULT_DUCKDB_MEMORY_LIMIT), rel=0.01)
+    with pipeline.sql_client() as client:
+        assert (
+            client.execute_sql("SELECT current_setting('threads')")[0][0] == BOUNDED_DUCKDB_THREADS
+        )
+
+
+class _JobsInFlight:
+    """The most DuckDB load jobs that ran at once (each held long enough to overlap)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+        run = DuckDbCopyJob.run
+
+        def counted(job: DuckDbCopyJob) -> None:
+            with self._lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                time.sleep(0.3)
+                run(job)
+            finally:
+                with self._lock:
+                    self.now -= 1
+
+        monkeypatch.setattr(DuckDbCopyJob, "run", counted)
+
+
+def test_within_the_limit_duckdb_loads_one_job_at_a_time_and_without_it_in_parallel(
+    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resources = ["users", "groups", "articles", "content_items"]
+    jobs = _JobsInFlight(monkeypatch)
+    sync("plusplus_rest", sandbox, workdir / "bounded", resources=resources)
+    assert jobs.most == 1
+
+    # no limit: dlt's parallel load jobs and DuckDB's own threads, as before
+    monkeypatch.setenv("LXP_SYNC__DUCKDB_MEMORY_LIMIT", "")
+    jobs = _JobsInFlight(monkeypatch)
+    pipeline = sync("plusplus_rest", sandbox, workdir / "free", resources=resources)
+    assert jobs.most > 1
+    assert _memory_limit_bytes(pipeline) > 4 * _bytes(DEFAULT_DUCKDB_MEMORY_LIMIT)
+    with pipeline.sql_client() as client:
+        threads = client.execute_sql("SELECT current_setting('threads')")[0][0]
+    assert threads == len(os.sched_getaffinity(0))  # DuckDB's default: one per core
 
 
 def test_the_limit_is_a_setting_and_the_users_own_duckdb_setting_wins(
@@ -46,6 +106,13 @@ def test_the_limit_is_a_setting_and_the_users_own_duckdb_setting_wins(
     monkeypatch.setenv("LXP_SYNC__DUCKDB_MEMORY_LIMIT", "100MB")
     pipeline = sync("plusplus_rest", sandbox, workdir, resources=["groups"])
     assert _memory_limit_bytes(pipeline) == pytest.approx(100 * 10**6, rel=0.01)
+
+    # a DuckDB setting of the user's own other than the limit stays, with lxp-sync's limit
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"threads": 2}')
+    pipeline = sync("plusplus_rest", sandbox, workdir, resources=["groups"])
+    assert _memory_limit_bytes(pipeline) == pytest.approx(100 * 10**6, rel=0.01)
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT current_setting('threads')")[0][0] == 2
 
     # dlt's own setting for DuckDB: its memory_limit wins, and its other settings stay
     monkeypatch.setenv(
@@ -81,3 +148,71 @@ def test_the_command_hands_arrow_buffers_to_the_system_allocator() -> None:
         assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_freed_memory_goes_back_to_the_system_after_a_step() -> None:
+    # in a process of its own: large blocks freed between small ones that stay, as a step leaves
+    # its heap; glibc keeps such holes until told to give them back
+    script = textwrap.dedent(
+        """
+        import sys
+        from lxp_sync.pipelines.memory import release_freed_memory
+
+        def rss_mb():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+
+        kept, freed = [], []
+        for i in range(15_000):
+            freed.append(bytearray(20_000))
+            kept.append(bytearray(700))
+        held = rss_mb()
+        del freed
+        before = rss_mb()
+        release_freed_memory()
+        print(held, before, rss_mb())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    held, before, after = map(float, out.split())
+    assert before > held - 100  # glibc kept the holes (about 290 MB of them)
+    assert after < before - 200, (held, before, after)
+
+
+def test_dlts_writers_hold_at_most_the_bounded_rows_per_table(
+    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the bound of the project's config.toml, or the one the pipeline gets where it is not set
+    held: list[int] = []
+    flush = BufferedDataWriter._flush_items
+
+    def counted(writer: BufferedDataWriter, allow_empty_file: bool = False) -> None:
+        held.append(writer._buffered_items_count)
+        flush(writer, allow_empty_file)
+
+    monkeypatch.setattr(BufferedDataWriter, "_flush_items", counted)
+    pipeline = sync("pluvo", sandbox, workdir, resources=["events"])
+
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql("SELECT count(*) FROM events")[0][0]
+    assert rows > WRITER_BUFFER_ROWS  # dlt's default buffer (5000) would have held them all
+    # pages of 50 rows: a buffer is written as soon as one reaches the bound
+    assert WRITER_BUFFER_ROWS <= max(held) < WRITER_BUFFER_ROWS + 50
+
+
+def test_the_key_ledger_at_a_million_keys_catches_a_repeat_and_a_missing_key() -> None:
+    keys = KeySet()
+    ids = [f"rec{n:09d}" for n in range(1_000_000)]
+    missing = ids.pop(612_345)
+    for start in range(0, len(ids), 1000):
+        assert all(keys.add(ids[start : start + 1000]))
+    assert len(keys) == 999_999
+    # about 8 bytes a key (a Python set of them: about 60)
+    assert keys.nbytes <= 8 * len(keys) + 8 * KeySet.PENDING
+
+    # a page that repeats a key read 900k rows before, next to a new one
+    assert keys.add([ids[17], "rec-new"]) == [False, True]
+    assert keys.contains([missing, ids[0], ids[-1]]) == [False, True, True]
