@@ -194,7 +194,8 @@ def test_dlts_writers_hold_at_most_the_bounded_rows_per_table(
         flush(writer, allow_empty_file)
 
     monkeypatch.setattr(BufferedDataWriter, "_flush_items", counted)
-    pipeline = sync("pluvo", sandbox, workdir, resources=["events"])
+    # rows, not Arrow tables (a batch of up to 5,000 rows is one item): the buffer counts rows
+    pipeline = sync("pluvo", sandbox, workdir, resources=["events"], arrow=False)
 
     with pipeline.sql_client() as client:
         rows = client.execute_sql("SELECT count(*) FROM events")[0][0]
