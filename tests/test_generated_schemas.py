@@ -562,3 +562,33 @@ def test_examples_the_long_profile_found(
     assert "l_mm" in columns and not any(c.startswith("l_mm__pk") for c in columns)
     window = pipeline.default_schema.get_table_columns("things__window")["value"]
     assert window["data_type"] == "timestamp"
+
+
+# found in CI by the default profile: a nested object whose name is longer than PostgreSQL's 63
+# bytes. dlt's row normalizer shortens the name before `__pk` joins it, Arrow's only the whole
+# column name: the table stays on rows (`ARROW_NAME_BYTES`), so both ways name it alike
+LONG = "Eoucahcaibvngdekkxkmpwspzvhnuluhcoepxbex_rqbcldoxfm_tyh_gdtusznge_zqhpocnbfbi_h_ur"
+FOUND_LONG = Generated(
+    spec={
+        "types": {
+            "T0": [
+                {"name": "i0", "kind": "scalar", "type": "Int"},
+                {"name": LONG, "kind": "object", "target": "T0"},
+            ]
+        },
+        "enums": {},
+        "roots": {"things": "T0"},
+        "rows": {"T0": [{"pk": 1, "i0": 5, LONG: 2}, {"pk": 2, "i0": None, LONG: None}]},
+        "node": False,
+        "page_limit": 100,
+    }
+)
+FOUND_LONG.expected = {"T0": {1: {"pk": 1, "i0": 5, LONG: 2}, 2: {"pk": 2, "i0": None, LONG: None}}}
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_a_nested_object_with_a_name_longer_than_63_bytes(
+    generator_sandbox: SandboxProcess, destination: Warehouse
+) -> None:
+    pipeline = sync_generated(generator_sandbox, destination, FOUND_LONG, page_size=100)
+    assert_loaded_equals_generated(destination, pipeline, FOUND_LONG)

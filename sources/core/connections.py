@@ -113,14 +113,24 @@ def column_hints(
     return hints
 
 
+# The longest field name (snake_cased, with room for an alias's `_xxxx`) whose columns are named
+# alike from Arrow and from rows on every warehouse: a longer one is shortened by dlt's row
+# normalizer on its own before `__pk` or `__v_text` joins it, and from Arrow only as the whole
+# column name, with another hash (PostgreSQL's 63 bytes; found by tests/test_generated_schemas.py)
+ARROW_NAME_BYTES = 63 - 5
+
+
 def arrow_exact(schema: IntrospectedSchema, type_name: str) -> bool:
     """Whether a node type's table is the same from Arrow tables as from rows: every field a
-    scalar of `ARROW_SCALARS` or an enum (nested objects land as their typed `x__pk`)."""
-    for scalar in schema.leaf_fields(type_name).values():
+    scalar of `ARROW_SCALARS` or an enum (nested objects land as their typed `x__pk`), and
+    every field name short enough for no warehouse to shorten it (`ARROW_NAME_BYTES`)."""
+    leaves = schema.leaf_fields(type_name)
+    for scalar in leaves.values():
         enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
         if scalar not in ARROW_SCALARS and not enum:
             return False
-    return True
+    names = [*leaves, *nested_identities(schema, type_name)]
+    return all(len(_NAMING.normalize_identifier(n).encode()) <= ARROW_NAME_BYTES for n in names)
 
 
 def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:
