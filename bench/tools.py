@@ -86,6 +86,23 @@ def base_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+def connector_path(connector: Path, workdir: Path) -> Path:
+    """A directory that, first on `PYTHONPATH`, makes `lxp_sync` the copy in `connector`.
+
+    The checkout's layout is not the package's (`sources/` is `lxp_sync.sources`, the install
+    maps it): `connector` itself on the path would import its `lxp_sync/__init__.py` and then
+    find `lxp_sync.sources` through this venv's editable install, i.e. measure this tree."""
+    connector = connector.resolve()
+    package = workdir / "connector" / "lxp_sync"
+    package.mkdir(parents=True, exist_ok=True)
+    links = {"__init__.py": "lxp_sync/__init__.py", "sources": "sources", "pipelines": "pipelines"}
+    for name, target in links.items():
+        link = package / name
+        if not link.exists():
+            link.symlink_to(connector / target)
+    return package.parent
+
+
 def lxp_sync_command(target: Target, workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     """`lxp-sync ARGS` for `target`, in `workdir`, with the project's settings file copied there."""
     env = base_env(workdir)
@@ -95,7 +112,7 @@ def lxp_sync_command(target: Target, workdir: Path, *args: str) -> tuple[list[st
     env.update(target.env)
     cmd = [str(VENV_BIN / "lxp-sync")]
     if target.connector:
-        env["PYTHONPATH"] = str(Path(target.connector).resolve())
+        env["PYTHONPATH"] = str(connector_path(Path(target.connector), workdir))
         cmd = [sys.executable, "-m", "lxp_sync.pipelines.cli"]
     return [*cmd, *args, "--pipelines-dir", str(workdir / "pipelines")], env
 

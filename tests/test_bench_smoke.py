@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +160,27 @@ def test_limit_used_counts_windows_on_the_servers_clock() -> None:
     refused = log + [{"at": 4.5, "status": 429}]
     assert limit_used(refused, 4, 1.0)["accepted"] == 20
     assert limit_used([], 4, 1.0)["share_of_limit"] is None
+
+
+def test_connector_measures_the_copy_it_names(tmp_path: Path) -> None:
+    """`--connector DIR` runs DIR's code: its `lxp_sync.sources` and `lxp_sync.pipelines` too,
+    not this tree's through the venv's editable install."""
+    from bench.tools import connector_path
+
+    copy = tmp_path / "copy"
+    for part in ("lxp_sync", "sources", "pipelines"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    marker = "MEASURED_COPY = True\n"
+    for module in ("sources/core/arrow.py", "pipelines/cli.py"):
+        (copy / module).write_text((copy / module).read_text() + marker)
+    code = (
+        "import lxp_sync.sources.core.arrow as a, lxp_sync.pipelines.cli as c;"
+        "print(a.__file__, c.__file__, getattr(a, 'MEASURED_COPY', 0), c.MEASURED_COPY)"
+    )
+    # run where the tool runs: in its own work directory, not in this checkout
+    env = {**os.environ, "PYTHONPATH": str(connector_path(copy, tmp_path / "work"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    ).stdout.split()
+    assert out[2:] == ["True", "True"]
+    assert all(str(ROOT / "sources") not in path for path in out[:2])
