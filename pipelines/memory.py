@@ -53,6 +53,15 @@ BOUNDED_LOAD_JOBS = 1
 # rows dlt's writers keep per table before writing them (`[data_writer] buffer_max_items`)
 WRITER_BUFFER_ROWS = 1000
 WRITER_BUFFER_SETTING = "data_writer.buffer_max_items"
+# Python's cycle collector, for the command's process: a collection of the youngest objects after
+# this many new ones (Python's default: 700), a middle one after 20 of those, a full one after
+# 10 middle ones. A decoded page is some 100k dicts and lists alive until it is converted; with
+# the defaults the collector ran some 140 times per page and, with pages in flight and dlt's
+# objects alive, ever more full collections over every object of the process: 20% of a Pitchly
+# run's CPU at 100k rows (`docs/benchmarks.md`). What a run drops is freed by reference counts
+# at once; only cycles wait, for at most one young generation (and `release_freed_memory`
+# collects everything after each step).
+GC_THRESHOLDS = (50_000, 20, 10)
 # glibc's mallopt parameter for the number of malloc arenas (malloc.h)
 _M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
@@ -113,12 +122,14 @@ def _bounded(configured: Mapping[str, Any]) -> bool:
 
 
 def bound_process_memory() -> None:
-    """Arrow's buffers from the system allocator, and at most `MALLOC_ARENAS` glibc arenas.
+    """Arrow's buffers from the system allocator, at most `MALLOC_ARENAS` glibc arenas, and
+    Python's cycle collector run less often (`GC_THRESHOLDS`).
 
     For the command's own process (a library does not change its host's allocators).
     """
     import pyarrow as pa
 
+    gc.set_threshold(*GC_THRESHOLDS)
     pa.set_memory_pool(pa.system_memory_pool())
     if platform.system() != "Linux":
         return

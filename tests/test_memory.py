@@ -7,6 +7,7 @@ connection dlt opens for the pipeline.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 from lxp_sync.pipelines.memory import (
     BOUNDED_DUCKDB_THREADS,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
+    GC_THRESHOLDS,
     WRITER_BUFFER_ROWS,
     bound_process_memory,
 )
@@ -142,12 +144,13 @@ def test_a_limit_too_small_for_the_load_fails_with_one_line_that_names_the_setti
 
 
 def test_the_command_hands_arrow_buffers_to_the_system_allocator() -> None:
-    before = pa.default_memory_pool()
+    before, thresholds = pa.default_memory_pool(), gc.get_threshold()
     try:
         bound_process_memory()
         assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(before)
+        gc.set_threshold(*thresholds)
 
 
 def test_freed_memory_goes_back_to_the_system_after_a_step() -> None:
@@ -217,3 +220,35 @@ def test_the_key_ledger_at_a_million_keys_catches_a_repeat_and_a_missing_key() -
     # a page that repeats a key read 900k rows before, next to a new one
     assert keys.add([ids[17], "rec-new"]) == [False, True]
     assert keys.contains([missing, ids[0], ids[-1]]) == [False, True, True]
+
+
+def test_the_command_runs_full_cycle_collections_rarely_while_pages_are_decoded() -> None:
+    # in a process of its own: pages decoded and kept, with many objects alive (dlt's, the
+    # pages in flight), as a run holds them; full collections walk every one of them
+    script = textwrap.dedent(
+        """
+        import gc, sys, orjson
+        if sys.argv[1] == "command":
+            from lxp_sync.pipelines.memory import bound_process_memory
+            bound_process_memory()
+        alive = [{"k": [i]} for i in range(300_000)]
+        page = orjson.dumps({"edges": [{"node": {"id": i, "f": [{"v": i}]}} for i in range(10_000)]})
+        before = [s["collections"] for s in gc.get_stats()]
+        pages = [orjson.loads(page) for _ in range(40)]
+        after = [s["collections"] for s in gc.get_stats()]
+        print(*[a - b for a, b in zip(after, before)])
+        """
+    )
+
+    def collections(mode: str) -> list[int]:
+        out = subprocess.run(
+            [sys.executable, "-c", script, mode], capture_output=True, text=True, check=True
+        )
+        return [int(n) for n in out.stdout.split()]
+
+    young, _, full = collections("command")
+    # 40 pages of 40,000 containers each: one young collection per 50_000 of them
+    assert young <= 40 * 40_000 // GC_THRESHOLDS[0] + 1
+    assert full == 0
+    # Python's defaults collect the whole heap while the same pages are decoded
+    assert collections("default")[2] > 0
