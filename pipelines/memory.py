@@ -17,7 +17,7 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
 - What one job needs grows with its table's columns far more than with its rows (a table of 100
   columns loads within 128MB, not within 96MB; a merge of 5,000 rows of 400 text columns needs
   more than 128MB). A fixed default would fail a wide table (a Pitchly table has a column per
-  field) on its first run, so the default, `"auto"`, fits itself: 128MB, or 1.5 MB a column of
+  field) on its first run, so the default, `"auto"`, fits itself: 64MB, or 1.5 MB a column of
   the widest table of the schema being loaded where that is more (`FittedLimit`), and a load
   job that still runs out of memory is retried by dlt without lxp-sync's limit. Both, because
   the estimate keeps the common wide table bounded without a failed attempt, and the retry
@@ -44,6 +44,7 @@ import logging
 import os
 import platform
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -54,11 +55,11 @@ from dlt.common.schema import Schema
 log = logging.getLogger("lxp_sync")
 
 # What DuckDB gets by default ("auto"): enough for a merge of millions of rows of a table of up to
-# about 100 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
+# about 40 columns (50 measured), one job at a time on one thread (DuckDB spills the rest), a fraction of what
 # DuckDB would take on its own; raised with the widest table (`fitted_limit_bytes`).
 AUTO = "auto"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
-DEFAULT_LIMIT_BYTES = 128 * 10**6
+DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
+DEFAULT_LIMIT_BYTES = 64 * 10**6
 # what a load job needs a column of its table, measured (bench/notes.md, memory section)
 BYTES_PER_COLUMN = 1_500_000
 # DuckDB's threads and dlt's load jobs in flight within lxp-sync's memory limit
@@ -223,6 +224,17 @@ def bound_process_memory() -> None:
         libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
     except (OSError, AttributeError):  # not glibc (musl): nothing to set
         log.debug("memory: no glibc mallopt; malloc arenas left as they are")
+
+
+def process_memory_mb() -> dict[str, float]:
+    """The process's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MB."""
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    return found
 
 
 def release_freed_memory() -> None:
