@@ -16,8 +16,10 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
   keeps dlt's parallel load jobs and DuckDB's threads.
 - What one job needs grows with its table's columns far more than with its rows (a table of 100
   columns loads within 128MB, not within 96MB; a merge of 5,000 rows of 400 text columns needs
-  more than 128MB). A fixed default would fail a wide table (a Pitchly table has a column per
-  field) on its first run, so the default, `"auto"`, fits itself: 64MB, or 1.5 MB a column of
+  more than 128MB; PlusPlus GraphQL's `users` at 1M rows more than 40MB, not more than 48MB).
+  The load holds a run's peak at 1M rows, about the limit and 20 MB more on top of what the
+  process keeps after normalize, so the base is as small as the sandbox's tables allow. A fixed default would fail a wide table (a Pitchly table has a column per
+  field) on its first run, so the default, `"auto"`, fits itself: 48MB, or 2 MB a column of
   the widest table of the schema being loaded where that is more (`FittedLimit`), and a load
   job that still runs out of memory is retried by dlt without lxp-sync's limit. Both, because
   the estimate keeps the common wide table bounded without a failed attempt, and the retry
@@ -55,13 +57,13 @@ from dlt.common.schema import Schema
 log = logging.getLogger("lxp_sync")
 
 # What DuckDB gets by default ("auto"): enough for a merge of millions of rows of a table of up to
-# about 40 columns (50 measured), one job at a time on one thread (DuckDB spills the rest), a fraction of what
+# about 24 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
 # DuckDB would take on its own; raised with the widest table (`fitted_limit_bytes`).
 AUTO = "auto"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB"
-DEFAULT_LIMIT_BYTES = 64 * 10**6
+DEFAULT_DUCKDB_MEMORY_LIMIT = "48MB"
+DEFAULT_LIMIT_BYTES = 48 * 10**6
 # what a load job needs a column of its table, measured (bench/notes.md, memory section)
-BYTES_PER_COLUMN = 1_500_000
+BYTES_PER_COLUMN = 2_000_000
 # DuckDB's threads and dlt's load jobs in flight within lxp-sync's memory limit
 BOUNDED_DUCKDB_THREADS = 1
 BOUNDED_LOAD_JOBS = 1

@@ -275,7 +275,7 @@ def test_a_wide_table_loads_within_the_default_limit_fitted_to_its_columns(
     pipeline, infos = _load_wide_twice(workdir)
 
     _assert_wide_table_is_the_truth(pipeline, infos)
-    # the limit grew with the table (about 1.5 MB a column), not to DuckDB's 80% of the memory
+    # the limit grew with the table (about 2 MB a column), not to DuckDB's 80% of the memory
     assert _memory_limit_bytes(pipeline) == pytest.approx(
         fitted_limit_bytes(WIDE_COLUMNS + 3), rel=0.02
     )
