@@ -16,17 +16,18 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
   keeps dlt's parallel load jobs and DuckDB's threads.
 - What one job needs grows with its table's columns far more than with its rows (a table of 100
   columns loads within 128MB, not within 96MB; a merge of 5,000 rows of 400 text columns needs
-  more than 128MB; PlusPlus GraphQL's `users` at 1M rows more than 40MB, not more than 48MB).
-  The load holds a run's peak at 1M rows, about the limit and 20 MB more on top of what the
-  process keeps after normalize, so the base is as small as the sandbox's tables allow. A fixed default would fail a wide table (a Pitchly table has a column per
-  field) on its first run, so the default, `"auto"`, fits itself: 48MB, or 2 MB a column of
-  the widest table of the schema being loaded where that is more (`FittedLimit`), and a load
-  job that still runs out of memory is retried by dlt without lxp-sync's limit. Both, because
-  the estimate keeps the common wide table bounded without a failed attempt, and the retry
-  covers what an estimate by columns cannot see (long values, many rows of one key). The retry
-  is exact: DuckDB rolls back the statement (a copy job) or the transaction (a merge) that ran
-  out of memory, and the job stays in dlt's package until it completes, once. A size the user
-  sets is a hard limit: a load that needs more stops with one line naming the setting.
+  more than 128MB; PlusPlus GraphQL's `users`, 20 columns, at 1M rows more than 40MB, not more
+  than 48MB). The load holds a run's peak at 1M rows (the limit and about 15 MB more, on top of
+  what the process keeps after normalize), so the base is as small as the sandbox's tables at
+  1M rows allow. A fixed default would fail a wide table (a Pitchly table has a column per
+  field) on its first run, so the default, `"auto"`, fits itself: 48MB, or 2 MB a column of the
+  widest table of the schema being loaded where that is more (`FittedLimit`), and a load job
+  that still runs out of memory is retried by dlt within 4 times that, then without lxp-sync's
+  limit (DuckDB's own, 80% of the memory). Both: the estimate keeps a wide table bounded without
+  a failed attempt, the retry covers what an estimate by columns cannot see (long values, many
+  rows). The retry is exact: DuckDB rolls back the statement (a copy job) or the transaction (a
+  merge) that ran out of memory, and the job stays in dlt's package until it completes, once.
+  A size the user sets is a hard limit: a load that needs more stops with one line naming it.
 - dlt's writers keep `WRITER_BUFFER_ROWS` rows per table in memory (dlt's default 5000): every
   table being written holds its buffer, and a source writes many at once (each connection, each
   child table), which came to about 80 MB more at 1M rows than at 10k. `.dlt/config.toml` sets
@@ -157,25 +158,31 @@ def unbounded_limit_bytes() -> int:
 
 
 class FittedLimit:
-    """The `AUTO` limit of a DuckDB destination: fitted to the widest table, lifted once a
+    """The `AUTO` limit of a DuckDB destination: fitted to the widest table, raised each time a
     statement ran out of memory within it.
 
     dlt opens a client per load job (and per retry of one) through the destination's `client`;
     DuckDB applies `global_config` to each connection it opens, so the limit a client carries is
     the one its job runs within. A job that ran out of memory was rolled back (one statement, or
-    one transaction for a merge) and stays in the package; dlt retries it, and that retry and the
-    jobs after it run without lxp-sync's limit (DuckDB's own, 80% of the memory).
+    one transaction for a merge) and stays in the package; dlt retries it (up to 5 times), and
+    that retry and the jobs after it run within `RAISED` times the fitted limit, then without
+    lxp-sync's limit (DuckDB's own, 80% of the memory).
     """
 
+    RAISED = 4
+
     def __init__(self, destination: Destination) -> None:
-        self.ran_out = False
+        self.ran_out = 0
         self._client = destination.client
         destination.client = self.client  # type: ignore[method-assign]
 
     def limit_bytes(self, schema: Schema) -> int:
-        if self.ran_out:
-            return unbounded_limit_bytes()
-        return fitted_limit_bytes(widest_table_columns(schema))
+        fitted = fitted_limit_bytes(widest_table_columns(schema))
+        if self.ran_out == 0:
+            return fitted
+        if self.ran_out == 1:
+            return min(self.RAISED * fitted, unbounded_limit_bytes())
+        return unbounded_limit_bytes()
 
     def client(self, schema: Schema, initial_config: Any = None) -> Any:
         client = self._client(schema, initial_config)
@@ -192,13 +199,14 @@ class FittedLimit:
             try:
                 return execute_sql(sql, *args, **kwargs)
             except Exception as error:
-                if OUT_OF_MEMORY in str(error) and not self.ran_out:
-                    self.ran_out = True
+                if OUT_OF_MEMORY in str(error) and limit < unbounded_limit_bytes():
+                    self.ran_out += 1
                     log.warning(
                         "DuckDB ran out of memory within %s MB (lxp-sync's limit for tables of "
-                        "up to %s columns); the load goes on without the limit",
+                        "%s columns); the load goes on within %s MB",
                         limit // 10**6,
                         widest_table_columns(schema),
+                        self.limit_bytes(schema) // 10**6,
                     )
                 raise
 
