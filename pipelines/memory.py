@@ -5,17 +5,29 @@ where DuckDB kept growing its buffer pool towards its default limit, 80% of the 
 while it merged the staged rows; and the extract step crept up as freed Arrow buffers stayed
 with Arrow's jemalloc and freed Python objects with one glibc malloc arena per page thread.
 
-- DuckDB gets a memory limit (`lxp_sync.duckdb_memory_limit`, default below); past it DuckDB
-  spills to a temporary file next to the database. The user's own DuckDB `memory_limit` (dlt's
+- DuckDB gets a memory limit (`lxp_sync.duckdb_memory_limit`); past it DuckDB spills to a
+  temporary file next to the database. The user's own DuckDB `memory_limit` (dlt's
   `[destination.duckdb.credentials] global_config`) wins over it.
 - Within lxp-sync's limit, DuckDB loads one job at a time on one thread: each job in flight and
   each DuckDB thread holds buffers of its own (a row group per column being written, a hash
   table per thread): 8 jobs on 2 threads took 330 MB over the limit of 256MB loading 1M rows,
   one job on one thread 190 MB with 128MB, no slower on a small machine (`docs/benchmarks.md`).
-  What one job needs grows with its table's columns, not its rows: about 1 MB a column (a
-  table of 100 columns loads within 128MB, not within 96MB). A `threads` of the user's own in
-  `global_config` wins; no limit (`duckdb_memory_limit = ""`) keeps dlt's parallel load jobs
-  and DuckDB's threads.
+  A `threads` of the user's own in `global_config` wins; no limit (`duckdb_memory_limit = ""`)
+  keeps dlt's parallel load jobs and DuckDB's threads.
+- What one job needs grows with its table's columns far more than with its rows (a table of 100
+  columns loads within 128MB, not within 96MB; a merge of 5,000 rows of 400 text columns needs
+  more than 128MB; PlusPlus GraphQL's `users`, 20 columns, at 1M rows more than 40MB, not more
+  than 48MB). The load holds a run's peak at 1M rows (the limit and about 15 MB more, on top of
+  what the process keeps after normalize), so the base is as small as the sandbox's tables at
+  1M rows allow. A fixed default would fail a wide table (a Pitchly table has a column per
+  field) on its first run, so the default, `"auto"`, fits itself: 48MB, or 2 MB a column of the
+  widest table of the schema being loaded where that is more (`FittedLimit`), and a load job
+  that still runs out of memory is retried by dlt within 4 times that, then without lxp-sync's
+  limit (DuckDB's own, 80% of the memory). Both: the estimate keeps a wide table bounded without
+  a failed attempt, the retry covers what an estimate by columns cannot see (long values, many
+  rows). The retry is exact: DuckDB rolls back the statement (a copy job) or the transaction (a
+  merge) that ran out of memory, and the job stays in dlt's package until it completes, once.
+  A size the user sets is a hard limit: a load that needs more stops with one line naming it.
 - dlt's writers keep `WRITER_BUFFER_ROWS` rows per table in memory (dlt's default 5000): every
   table being written holds its buffer, and a source writes many at once (each connection, each
   child table), which came to about 80 MB more at 1M rows than at 10k. `.dlt/config.toml` sets
@@ -35,18 +47,24 @@ import logging
 import os
 import platform
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dlt
 import orjson
 from dlt.common.destination import Destination
+from dlt.common.schema import Schema
 
 log = logging.getLogger("lxp_sync")
 
-# Enough for a merge of millions of rows of a table of up to about 100 columns, one job at a
-# time on one thread (DuckDB spills the rest), a fraction of what DuckDB would take on its own; `lxp_sync.duckdb_memory_limit` changes
-# it, "" leaves DuckDB's default.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
+# What DuckDB gets by default ("auto"): enough for a merge of millions of rows of a table of up to
+# about 24 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
+# DuckDB would take on its own; raised with the widest table (`fitted_limit_bytes`).
+AUTO = "auto"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "48MB"
+DEFAULT_LIMIT_BYTES = 48 * 10**6
+# what a load job needs a column of its table, measured (bench/notes.md, memory section)
+BYTES_PER_COLUMN = 2_000_000
 # DuckDB's threads and dlt's load jobs in flight within lxp-sync's memory limit
 BOUNDED_DUCKDB_THREADS = 1
 BOUNDED_LOAD_JOBS = 1
@@ -62,17 +80,21 @@ WRITER_BUFFER_SETTING = "data_writer.buffer_max_items"
 # at once; only cycles wait, for at most one young generation (and `release_freed_memory`
 # collects everything after each step).
 GC_THRESHOLDS = (50_000, 20, 10)
+# DuckDB's words when a statement needs more memory than its memory_limit allows
+OUT_OF_MEMORY = "Out of Memory Error"
 # glibc's mallopt parameter for the number of malloc arenas (malloc.h)
 _M_ARENA_MAX = -8
 MALLOC_ARENAS = 2
 
 
 def duckdb_memory_limit() -> str | None:
-    """The DuckDB memory limit lxp-sync sets (None: leave DuckDB's own)."""
+    """The DuckDB memory limit lxp-sync sets: `AUTO`, the user's own, or None (DuckDB's own)."""
     value = dlt.config.get("lxp_sync.duckdb_memory_limit")
     if value is None:
-        return DEFAULT_DUCKDB_MEMORY_LIMIT
+        return AUTO
     text = str(value).strip()
+    if text.lower() == AUTO:
+        return AUTO
     return None if text.lower() in ("", "off", "none", "default") else text
 
 
@@ -105,15 +127,100 @@ def duckdb_credentials(path: str) -> str | dict[str, Any]:
     configured = configured_global_config()
     if not _bounded(configured):
         return path
-    bounded = {"memory_limit": duckdb_memory_limit(), "threads": BOUNDED_DUCKDB_THREADS}
+    limit = duckdb_memory_limit()
+    bounded = {
+        "memory_limit": DEFAULT_DUCKDB_MEMORY_LIMIT if limit == AUTO else limit,
+        "threads": BOUNDED_DUCKDB_THREADS,
+    }
     return {"database": path, "global_config": {**bounded, **configured}}
 
 
 def duckdb_destination(path: str) -> Destination:
-    """dlt's DuckDB destination for `path`: within lxp-sync's memory limit, one load job at a time."""
-    bounded = _bounded(configured_global_config())
+    """dlt's DuckDB destination for `path`: within lxp-sync's memory limit, one load job at a time.
+
+    With the limit `AUTO`, each client dlt opens (one per load job) gets a limit that fits the
+    widest table of its schema, and after a statement that ran out of memory the next one (dlt's
+    retry of that job) gets none (`FittedLimit`).
+    """
+    configured = configured_global_config()
+    bounded = _bounded(configured)
     jobs = {"max_parallel_load_jobs": BOUNDED_LOAD_JOBS} if bounded else {}
-    return dlt.destinations.duckdb(duckdb_credentials(path), **jobs)
+    destination = dlt.destinations.duckdb(duckdb_credentials(path), **jobs)
+    if bounded and duckdb_memory_limit() == AUTO:
+        FittedLimit(destination)
+    return destination
+
+
+def widest_table_columns(schema: Schema) -> int:
+    """The most columns of any table of `schema` (dlt's own columns included)."""
+    return max((len(t.get("columns") or {}) for t in schema.tables.values()), default=0)
+
+
+def fitted_limit_bytes(columns: int) -> int:
+    """lxp-sync's DuckDB limit for a load whose widest table has `columns` columns."""
+    return max(DEFAULT_LIMIT_BYTES, columns * BYTES_PER_COLUMN)
+
+
+def unbounded_limit_bytes() -> int:
+    """DuckDB's own default limit: 80% of the machine's memory."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+
+
+class FittedLimit:
+    """The `AUTO` limit of a DuckDB destination: fitted to the widest table, raised each time a
+    statement ran out of memory within it.
+
+    dlt opens a client per load job (and per retry of one) through the destination's `client`;
+    DuckDB applies `global_config` to each connection it opens, so the limit a client carries is
+    the one its job runs within. A job that ran out of memory was rolled back (one statement, or
+    one transaction for a merge) and stays in the package; dlt retries it (up to 5 times), and
+    that retry and the jobs after it run within `RAISED` times the fitted limit, then without
+    lxp-sync's limit (DuckDB's own, 80% of the memory).
+    """
+
+    RAISED = 4
+
+    def __init__(self, destination: Destination) -> None:
+        self.ran_out = 0
+        self._client = destination.client
+        destination.client = self.client  # type: ignore[method-assign]
+
+    def limit_bytes(self, schema: Schema) -> int:
+        fitted = fitted_limit_bytes(widest_table_columns(schema))
+        if self.ran_out == 0:
+            return fitted
+        if self.ran_out == 1:
+            return min(self.RAISED * fitted, unbounded_limit_bytes())
+        return unbounded_limit_bytes()
+
+    def client(self, schema: Schema, initial_config: Any = None) -> Any:
+        client = self._client(schema, initial_config)
+        credentials = client.config.credentials
+        limit = self.limit_bytes(schema)
+        credentials.global_config = {
+            **(credentials.global_config or {}),
+            "memory_limit": f"{limit // 10**6}MB",
+        }
+        sql_client = client.sql_client
+        execute_sql = sql_client.execute_sql
+
+        def noting_out_of_memory(sql: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return execute_sql(sql, *args, **kwargs)
+            except Exception as error:
+                if OUT_OF_MEMORY in str(error) and limit < unbounded_limit_bytes():
+                    self.ran_out += 1
+                    log.warning(
+                        "DuckDB ran out of memory within %s MB (lxp-sync's limit for tables of "
+                        "%s columns); the load goes on within %s MB",
+                        limit // 10**6,
+                        widest_table_columns(schema),
+                        self.limit_bytes(schema) // 10**6,
+                    )
+                raise
+
+        sql_client.execute_sql = noting_out_of_memory
+        return client
 
 
 def _bounded(configured: Mapping[str, Any]) -> bool:
@@ -138,6 +245,17 @@ def bound_process_memory() -> None:
         libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
     except (OSError, AttributeError):  # not glibc (musl): nothing to set
         log.debug("memory: no glibc mallopt; malloc arenas left as they are")
+
+
+def process_memory_mb() -> dict[str, float]:
+    """The process's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MB."""
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    return found
 
 
 def release_freed_memory() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dlt.common.runtime.collector_base import Collector
 
-from lxp_sync.pipelines.memory import release_freed_memory
+from lxp_sync.pipelines.memory import process_memory_mb, release_freed_memory
 from lxp_sync.sources.core import activity
 
 log = logging.getLogger("lxp_sync")
@@ -83,7 +83,17 @@ class RunProgress(Collector):
         line = self.end_line(phase, counters, spent)
         if line:
             log.info("%s", line)
+        before = process_memory_mb()
         release_freed_memory()
+        if before:  # where a run's peak memory comes from (`-v`; Linux)
+            log.debug(
+                "%s: memory after %s: peak %.0f MB, %.0f MB held, %.0f MB after giving back",
+                self.source,
+                phase,
+                before["VmHWM"],
+                before["VmRSS"],
+                process_memory_mb()["VmRSS"],
+            )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RunProgress:
         return RunProgress(self.source, self.every_s)  # dlt copies a pipeline's collector

@@ -15,18 +15,25 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import dlt
 import pyarrow as pa
 import pytest
 from dlt.common.data_writers.buffered import BufferedDataWriter
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+from dlt.pipeline.exceptions import PipelineStepFailed
 
+from lxp_sync.pipelines import memory
+from lxp_sync.pipelines.errors import explain
 from lxp_sync.pipelines.memory import (
     BOUNDED_DUCKDB_THREADS,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     GC_THRESHOLDS,
     WRITER_BUFFER_ROWS,
     bound_process_memory,
+    duckdb_destination,
+    fitted_limit_bytes,
 )
 from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync_sandbox.server import SandboxProcess
@@ -252,3 +259,87 @@ def test_the_command_runs_full_cycle_collections_rarely_while_pages_are_decoded(
     assert full == 0
     # Python's defaults collect the whole heap while the same pages are decoded
     assert collections("default")[2] > 0
+
+
+# a table as wide as a Pitchly table with many fields: DuckDB's merge of it needs more than
+# 128MB (one thread, one job), and the default limit fits itself to it
+WIDE_COLUMNS, WIDE_ROWS = 400, 5000
+
+
+def _wide_table(run: int) -> pa.Table:
+    """Run 0: rows 0..4999; run 1: rows 2500..7499, the first 2500 of them changed."""
+    ids = range(0, WIDE_ROWS) if run == 0 else range(WIDE_ROWS // 2, WIDE_ROWS * 3 // 2)
+    data = {"id": pa.array(ids, pa.int64())}
+    for c in range(WIDE_COLUMNS):
+        data[f"field_{c}"] = pa.array([f"value {i} {c} run {run}" for i in ids])
+    return pa.table(data)
+
+
+def _load_wide_twice(workdir: Path) -> tuple[Any, list[Any]]:
+    pipeline = dlt.pipeline(
+        "wide",
+        destination=duckdb_destination(str(workdir / "warehouse.duckdb")),
+        pipelines_dir=str(workdir / "pipelines"),
+        dataset_name="wide",
+    )
+    infos = []
+    for run in (0, 1):
+        resource = dlt.resource(
+            _wide_table(run), name="wide", primary_key="id", write_disposition="merge"
+        )
+        infos.append(pipeline.run(resource))
+    return pipeline, infos
+
+
+def _assert_wide_table_is_the_truth(pipeline: Any, infos: list[Any]) -> None:
+    for info in infos:
+        assert not info.has_failed_jobs
+        for package in info.load_packages:
+            assert package.state == "loaded" and not package.jobs["failed_jobs"]
+    assert pipeline.list_normalized_load_packages() == []
+    run = {i: 0 if i < WIDE_ROWS // 2 else 1 for i in range(WIDE_ROWS * 3 // 2)}
+    truth = [(i, f"value {i} 7 run {r}", f"value {i} 399 run {r}") for i, r in run.items()]
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql("SELECT id, field_7, field_399 FROM wide ORDER BY id")
+    assert [tuple(r) for r in rows] == truth  # every row once, with its last values
+
+
+def test_a_wide_table_loads_within_the_default_limit_fitted_to_its_columns(
+    workdir: Path,
+) -> None:
+    pipeline, infos = _load_wide_twice(workdir)
+
+    _assert_wide_table_is_the_truth(pipeline, infos)
+    # the limit grew with the table (about 2 MB a column), not to DuckDB's 80% of the memory
+    assert _memory_limit_bytes(pipeline) == pytest.approx(
+        fitted_limit_bytes(WIDE_COLUMNS + 3), rel=0.02
+    )
+    assert _memory_limit_bytes(pipeline) < 2 * fitted_limit_bytes(WIDE_COLUMNS + 3)
+
+
+def test_a_load_job_that_runs_out_of_memory_within_the_default_is_retried_within_more(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an estimate too small for the table: the first attempt runs out of memory within 48MB
+    monkeypatch.setattr(memory, "BYTES_PER_COLUMN", 1000)
+    pipeline, infos = _load_wide_twice(workdir)
+
+    assert f"DuckDB ran out of memory within {DEFAULT_DUCKDB_MEMORY_LIMIT[:-2]} MB" in caplog.text
+    # the job was rolled back and loaded once on dlt's retries: nothing twice, no failed job
+    _assert_wide_table_is_the_truth(pipeline, infos)
+    assert _memory_limit_bytes(pipeline) >= 0.99 * memory.FittedLimit.RAISED * _bytes(
+        DEFAULT_DUCKDB_MEMORY_LIMIT
+    )
+
+
+def test_a_limit_of_the_users_own_too_small_for_a_wide_table_is_obeyed(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LXP_SYNC__DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)
+    with pytest.raises(PipelineStepFailed) as failed:
+        _load_wide_twice(workdir)
+
+    line, code = explain(failed.value, "wide")
+    assert code == 1
+    assert line.startswith("wide: DuckDB needed more memory than its limit allows"), line
+    assert f"raise duckdb_memory_limit under [lxp_sync] (now {DEFAULT_DUCKDB_MEMORY_LIMIT})" in line
