@@ -73,7 +73,7 @@ def child_tables(
             key = (key,) if isinstance(key, str) else tuple(key)
             if len(key) != len(path) + 1 or key[: len(path)] != path:
                 continue
-            child = f"{name}__{_NAMING.normalize_table_identifier(key[-1])}"
+            child = _NAMING.shorten_fragments(name, _NAMING.normalize_tables_path(key[-1]))
             found.append(
                 ChildTable(
                     key[-1],
