@@ -66,8 +66,11 @@ SCALAR_TYPES = {
 FREE_FORM_SCALARS = frozenset({"GenericScalar", "JSON", "JSONString"})
 JSON_TEXT_SCALARS = frozenset({"JSONString"})
 # Scalars whose every value the Arrow builder types as dlt's row path does (enums too), alone or
-# in a list (a child table of `value`s). A table with any other field (JSON; Decimal; a custom
-# scalar dlt infers; a list of lists) keeps the row path (README: "Arrow").
+# in a list (a child table of `value`s). A table with any other field keeps the row path
+# (README: "Arrow"): a free-form (JSON) field's lone string, number or boolean lands in a
+# `<field>__v_<type>` column that dlt's row path types value by value (its timestamp detection
+# included); a Decimal or another custom scalar is typed by what dlt infers from the values; a
+# list of lists becomes dlt's intermediate table of `list` rows.
 ARROW_SCALARS = frozenset(SCALAR_TYPES) - {"Decimal"}
 # Python type of a lone free-form value -> the column dlt gives it next to the JSON column
 _VARIANTS = ((bool, "bool"), (int, "bigint"), (float, "double"), (str, "text"))
