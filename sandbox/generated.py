@@ -6,8 +6,9 @@ replaces the schema and its rows; the spec is JSON:
 
 - `types`: type name -> list of fields, each `{"name", "kind", ...}`: `kind` "scalar" with
   `type` (`Int`, `Float`, `String`, `Boolean`, `ID`, `DateTime`, or an enum's name), `list`
-  (a list of those), `non_null`, `deprecated`; "object" with `target` (a type: a nested
-  object, the value is the target row's `pk`); "connection" with `target` (a relay connection
+  (a list of those), `non_null`, `deprecated` (`GenericScalar`: any JSON value); "object" with
+  `target` (a type: a nested object, the value is the target row's `pk`; with `list`, a list
+  of them, the value a list of `pk`s); "connection" with `target` (a relay connection
   inside the node, the value a list of the target's `pk`s; `first` or `last` required, at
   most `page_limit`). Every type gets `pk: Int!` first; with `node` true also `id: ID!` and
   the relay `Node` interface.
@@ -59,7 +60,7 @@ from lxp_sync_sandbox.plusplus_graphql_schema import (
 API_TOKEN = "generated-token"
 
 # graphene's scalars, as the PlusPlus variant defines them (a DateTime is sent as the text given)
-SCALARS = {name: GRAPHENE_SCALARS[name] for name in ("Int", "Float", "String", "Boolean", "ID", "DateTime")}  # fmt: skip
+SCALARS = {name: GRAPHENE_SCALARS[name] for name in ("Int", "Float", "String", "Boolean", "ID", "DateTime", "GenericScalar")}  # fmt: skip
 EMPTY_SPEC: dict[str, Any] = {"types": {}, "roots": {}, "rows": {}, "enums": {}}
 
 
@@ -138,6 +139,15 @@ def build_schema(spec: dict[str, Any]) -> GraphQLSchema:
             get = lambda row, _info, n=name: row.get(n)  # noqa: E731
             if kind == "scalar":
                 out[name] = GraphQLField(scalar(field), resolve=get, deprecation_reason=reason)
+            elif kind == "object" and field.get("list"):
+                target = field["target"]
+                out[name] = GraphQLField(
+                    GraphQLList(objects[target]),
+                    resolve=lambda row, _i, n=name, t=target: (
+                        None if row.get(n) is None else [rows[t].get(pk) for pk in row[n]]
+                    ),
+                    deprecation_reason=reason,
+                )
             elif kind == "object":
                 target = field["target"]
                 out[name] = GraphQLField(

@@ -294,7 +294,8 @@ CASES: dict[str, SourceCase] = {
             stop=lambda sandbox: sandbox.configure(api="plusplus_graphql", schema_drift=False),
             truth=_graphql_drift_truth,
         ),
-        arrow={"assignments"},  # events and event_types: child tables, JSON
+        # event types and their tags' child table too; events (JSON) and their children: rows
+        arrow={"assignments", "event_types", "event_types__tags"},
     ),
     "pluvo": SourceCase(
         resources=PLUVO_RESOURCES,
@@ -324,7 +325,8 @@ CASES: dict[str, SourceCase] = {
             stop=lambda sandbox: sandbox.configure(api="pluvo", schema_drift=False),
             truth=_pluvo_drift_truth,
         ),
-        arrow={"events"},  # users and trainings: child tables, JSON
+        # users and their roles' child table too; trainings (JSON) and their tags: rows
+        arrow={"events", "users", "users__roles"},
     ),
     "pitchly": SourceCase(
         resources=PITCHLY_RESOURCES,

@@ -267,7 +267,7 @@ def assert_loaded_equals_generated(
                     child = naming.shorten_fragments(table, column)
                     assert child not in pipeline.default_schema.tables, f"{child}: deprecated"
                 continue
-            if entry["kind"] == "object":
+            if entry["kind"] == "object" and not entry.get("list"):
                 column = naming.shorten_fragments(column, "pk")
                 for pk, row in want.items():
                     assert by_pk[pk].get(column) == row[entry["name"]], (table, column, pk)
@@ -307,6 +307,7 @@ def assert_child_table(
         parent = by_dlt_id[row["_dlt_parent_id"]]
         if entry["kind"] == "connection":
             assert row["_parent_pk"] == parent, (child, row)
+        if entry["kind"] in ("connection", "object"):  # a list of objects: their `pk`s
             got.setdefault(parent, []).append((row["_dlt_list_idx"], row["pk"]))
         else:
             got.setdefault(parent, []).append((row["_dlt_list_idx"], row["value"]))

@@ -1,7 +1,7 @@
 """PlusPlus GraphQL and Pluvo hand dlt Arrow tables where the table is the same either way.
 
-A table without lists, nested connections, JSON or Decimal fields goes to dlt as Arrow tables
-(README: "Arrow"); the others keep dlt's row path. Both paths must give the same tables: the
+A table without JSON or Decimal fields goes to dlt as Arrow tables, its child tables (lists,
+connections inside its nodes) included (README: "Arrow"); the others keep dlt's row path. Both paths must give the same tables: the
 same columns with the same types and NULL-ability, the same values, `_dlt_id` and
 `_dlt_load_id` on every row. A warehouse loaded by the row path (an earlier version, or
 `arrow = false`) goes on under Arrow, and back, without a schema error, a lost or a doubled row.
@@ -11,26 +11,37 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
+from dlt.common.normalizers.json.helpers import get_nested_row_hash
+from dlt.common.schema.utils import get_root_table
 from dlt.pipeline.pipeline import Pipeline
 
+from lxp_sync.pipelines.registry import SOURCES
+from lxp_sync.pipelines.runner import RunOptions, run_source
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.timestamps import parse_datetimes
+from lxp_sync.sources.plusplus import plusplus_graphql_source
+from lxp_sync_sandbox.generated import API_TOKEN
 from lxp_sync_sandbox.server import SandboxProcess
 from tests import test_plusplus_graphql as plusplus_graphql
 from tests import test_pluvo as pluvo
 from tests.helpers import arrow_tables, sync, sync_to
 from tests.support.warehouse import Warehouse
 from tests.test_destinations import assert_no_duplicate_keys, reader
+from tests.test_generated_schemas import Generated, assert_loaded_equals_generated
 
-# the tables each source loads from Arrow (the sandbox's others have lists or JSON)
+# the tables each source loads from Arrow (the sandbox's others have JSON fields)
 ARROW = {
-    "plusplus_graphql": {"assignments", "badges", "enrollments", "locations", "tags"},
-    "pluvo": {"events", "groups"},
+    "plusplus_graphql": {
+        *("assignments", "badges", "enrollments", "locations", "tags"),
+        *("event_types", "event_types__tags", "tracks", "tracks__tags", "users", "users__tags"),
+    },
+    "pluvo": {"events", "groups", "users", "users__roles"},
 }
 # Arrow tables and row tables (with child tables and JSON) of each source, for the runs below
 RESOURCES = {
@@ -70,9 +81,57 @@ def assert_dlt_columns_filled(destination: Warehouse, pipeline: Pipeline) -> Non
             assert all(row["_dlt_load_id"] for row in rows), f"{table}: _dlt_load_id"
 
 
-def values(destination: Warehouse, pipeline: Pipeline, table: str) -> list[str]:
-    """A table's rows without dlt's columns (its ids are drawn anew by every load)."""
-    return sorted(repr(sorted(row.items())) for row in destination.rows(pipeline, table))
+def linked(destination: Warehouse, pipeline: Pipeline) -> dict[str, list[str]]:
+    """Every table's rows without dlt's columns (its ids are drawn anew by every load), a root
+    row under its key, a child row under its parent's and its list index (`_dlt_list_idx`).
+
+    On the way, each child row's links are checked as dlt's row normalizer makes them: its
+    `_dlt_root_id` its root row's `_dlt_id`, its `_dlt_id` derived from its parent's, its
+    table and its index (`get_nested_row_hash`), no orphan."""
+    schema = pipeline.default_schema
+    names = sorted(schema.data_table_names(), key=lambda t: t.count("__"))
+    where: dict[str, tuple[Any, ...]] = {}
+    roots: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
+    for table in names:
+        rows = destination.rows(pipeline, table, dlt_columns=True)
+        root = get_root_table(schema.tables, table)
+        key = next(c for c, h in root["columns"].items() if h.get("primary_key"))
+        found = []
+        for row in rows:
+            if table == root["name"]:
+                address: tuple[Any, ...] = (row[key],)
+                roots[row["_dlt_id"]] = row["_dlt_id"]
+            else:
+                parent = row["_dlt_parent_id"]
+                assert parent in where, f"{table}: a row of no parent"
+                assert row["_dlt_root_id"] == roots[parent], f"{table}: _dlt_root_id"
+                index = row["_dlt_list_idx"]
+                assert row["_dlt_id"] == get_nested_row_hash(parent, table, index), table
+                address = (*where[parent], index)
+                roots[row["_dlt_id"]] = roots[parent]
+            where[row["_dlt_id"]] = address
+            data = sorted((k, v) for k, v in row.items() if not k.startswith("_dlt"))
+            found.append(repr((address, data)))
+        out[table] = sorted(found)
+    return out
+
+
+def assert_same_warehouse(destination: Warehouse, rows: Pipeline, arrow: Pipeline) -> None:
+    """The same tables, columns (type, NULL-able, order), column hints and rows either way."""
+    tables = rows.default_schema.data_table_names()
+    assert sorted(arrow.default_schema.data_table_names()) == sorted(tables)
+    for table in tables:
+        assert columns(arrow, table) == columns(rows, table), f"{table}: columns differ"
+        hints = rows.default_schema.get_table_columns(table)
+        assert arrow.default_schema.get_table_columns(table).keys() == hints.keys(), table
+        for name, hint in hints.items():
+            got = arrow.default_schema.get_table_columns(table)[name]
+            for prop in ("data_type", "nullable", "primary_key", "parent_key", "root_key"):
+                assert got.get(prop) == hint.get(prop), (table, name, prop)
+        parent = rows.default_schema.tables[table].get("parent")
+        assert arrow.default_schema.tables[table].get("parent") == parent, table
+    assert linked(destination, arrow) == linked(destination, rows)
 
 
 def equals_truth(source: str, sandbox: SandboxProcess, read: Any) -> None:
@@ -105,13 +164,7 @@ def test_arrow_and_rows_load_the_same_tables(
     arrow = sync(source, sandbox, workdir, dataset=dataset, destination=destination.make(dataset))
 
     assert arrow_tables(arrow) == ARROW[source]
-    tables = rows.default_schema.data_table_names()
-    assert sorted(arrow.default_schema.data_table_names()) == sorted(tables)
-    for table in tables:
-        assert columns(arrow, table) == columns(rows, table), f"{table}: columns differ"
-        assert values(destination, arrow, table) == values(destination, rows, table), table
-        hints = rows.default_schema.get_table_columns(table)
-        assert arrow.default_schema.get_table_columns(table).keys() == hints.keys(), table
+    assert_same_warehouse(destination, rows, arrow)
     assert_dlt_columns_filled(destination, arrow)
 
 
@@ -128,7 +181,7 @@ def test_a_warehouse_loaded_from_rows_goes_on_from_arrow_and_back(
 
     pipeline = sync_to(destination, source, fresh_sandbox, resources=resources)
 
-    assert arrow_tables(pipeline) == ARROW[source] & set(resources)
+    assert arrow_tables(pipeline) == {t for t in ARROW[source] if t.split("__")[0] in resources}
     assert {table: columns(pipeline, table) for table in tables} == before, "a column changed"
     read = reader(destination, pipeline)
     equals_truth(source, fresh_sandbox, read)
@@ -218,3 +271,172 @@ def test_edge_values_load_from_arrow_as_from_rows(workdir: Path) -> None:
     assert got[0]["big"] == 2**63 - 1 and got[1]["big"] == -(2**63)
     assert got[0]["ratio"] == 0.1 + 0.2 and got[4]["at__v_text"] == "soon"
     assert all(r["_dlt_id"] and r["_dlt_load_id"] for r in loaded["arrow"][1])
+
+
+# -- child tables, JSON, on a schema of our own (the sandbox's generated API) -------------------
+
+PEOPLE = [
+    {"pk": 1, "name": "Ada", "labels": ["a", "b"]},
+    {"pk": 2, "name": "Bo", "labels": []},
+    {"pk": 3, "name": None, "labels": None},
+    {"pk": 4, "name": "Di", "labels": ["d"]},
+]
+THING_FIELDS = [
+    {"name": "modified", "kind": "scalar", "type": "DateTime"},
+    {"name": "is_deleted", "kind": "scalar", "type": "Boolean"},
+    {"name": "title", "kind": "scalar", "type": "String"},
+    {"name": "tags", "kind": "scalar", "type": "String", "list": True},
+    {"name": "scores", "kind": "scalar", "type": "Float", "list": True},
+    {"name": "owners", "kind": "object", "target": "T1", "list": True},
+    {"name": "members", "kind": "connection", "target": "T1"},
+    {"name": "best", "kind": "object", "target": "T1"},
+]
+PERSON_FIELDS = [
+    {"name": "name", "kind": "scalar", "type": "String"},
+    {"name": "labels", "kind": "scalar", "type": "String", "list": True},
+]
+
+
+def thing(pk: int, modified: str, lists: list[int], **values: Any) -> dict[str, Any]:
+    """A row of `things`: `lists` the pks of its owners and members, a tag and a score each."""
+    row = {"pk": pk, "modified": modified, "is_deleted": False, "title": f"t{pk}"}
+    row |= {"tags": [f"tag{n}" for n in lists], "scores": [n + 0.5 for n in lists]}
+    row |= {"owners": list(lists), "members": list(lists), "best": lists[0] if lists else None}
+    return row | values
+
+
+def without_deleted(spec: Generated) -> Generated:
+    """`spec` as a warehouse holds it with `hard_delete`: no row with `is_deleted`."""
+    rows = spec.expected["T0"]
+    spec.expected["T0"] = {pk: row for pk, row in rows.items() if not row["is_deleted"]}
+    return spec
+
+
+def generated(things: list[dict[str, Any]], blobs: list[dict[str, Any]] | None = None) -> Generated:
+    """A spec with `things` (lists of scalars and of objects, a connection inside its nodes
+    whose nodes have a list of their own) and, with `blobs`, a table with a JSON field."""
+    types = {"T0": THING_FIELDS, "T1": PERSON_FIELDS}
+    roots = {"things": "T0"}
+    rows: dict[str, Any] = {"T0": things, "T1": PEOPLE}
+    if blobs is not None:
+        types["T2"] = [
+            {"name": "data", "kind": "scalar", "type": "GenericScalar"},
+            {"name": "tags", "kind": "scalar", "type": "String", "list": True},
+        ]
+        roots["blobs"] = "T2"
+        rows["T2"] = blobs
+    spec = {"types": types, "enums": {}, "roots": roots, "rows": rows, "node": True}
+    out = Generated(spec={**spec, "page_limit": 100})
+    when = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+    out.expected = {
+        "T0": {r["pk"]: {**r, "modified": when(r["modified"])} for r in things},
+        "T1": {r["pk"]: dict(r) for r in PEOPLE},
+    }
+    return out
+
+
+def sync_spec(
+    sandbox: SandboxProcess, destination: Warehouse, spec: Generated, *, arrow: bool, **args: Any
+) -> Pipeline:
+    """One run of the generated API into the test's dataset (its own pipeline and state)."""
+    sandbox.configure(api="generated", spec=spec.spec)
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/generated/graphql", api_token=API_TOKEN, arrow=arrow, **args
+    )
+    return sync_to(destination, "plusplus_graphql", sandbox, source=source)
+
+
+OLD, T1, T2 = "2020-01-01T00:00:00Z", "2020-02-01T00:00:00Z", "2020-03-01T00:00:00Z"
+FIRST = [thing(1, OLD, [1, 2, 3]), thing(2, OLD, [1]), thing(3, OLD, [2, 4]),
+         thing(4, OLD, [3]), thing(5, "2019-12-01T00:00:00+02:00", [4, 1])]  # fmt: skip
+# 1 shrinks, 2 grows, 3 empties, 4 is deleted, 5 stays as it was (the incremental drops it), 6 new
+SECOND = [thing(1, T1, [3]), thing(2, T1, [1, 2, 3]), thing(3, T1, []),
+          thing(4, T1, [3], is_deleted=True), FIRST[4], thing(6, T1, [2])]  # fmt: skip
+# 1 grows again, 2 and 5 stay as they were (2 at the cursor: dlt's incremental drops it too)
+THIRD = [thing(1, T2, [4, 1, 2, 3]), SECOND[1], thing(3, T2, [1], title=None), FIRST[4],
+         thing(6, T2, [])]  # fmt: skip
+ARROW_THINGS = {"things", *(f"things__{t}" for t in ("tags", "scores", "owners", "members"))}
+ARROW_THINGS.add("things__members__labels")
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_child_tables_and_json_load_from_arrow_as_from_rows(
+    destination: Warehouse, sandbox: SandboxProcess
+) -> None:
+    """Lists of scalars (`value`), of objects (their `pk`), a connection inside the nodes (with
+    `_parent_pk`) and its nodes' own list: the same child tables from Arrow as from rows, rows
+    linked alike; a table with a JSON field keeps the row path."""
+    blobs = [{"pk": 1, "data": {"a": [1, 2**62], "b": None}, "tags": ["x"]},
+             {"pk": 2, "data": [1.5, "two"], "tags": []}, {"pk": 3, "data": "lone", "tags": None},
+             {"pk": 4, "data": None, "tags": ["y", "z"]}]  # fmt: skip
+    spec = generated(FIRST, blobs)
+    rows = sync_spec(sandbox, destination, spec, arrow=False)
+    assert not arrow_tables(rows)
+    dataset = f"{destination.dataset_name}_arrow"
+    sandbox.configure(api="generated", spec=spec.spec)
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/generated/graphql", api_token=API_TOKEN
+    )
+    arrow = sync(
+        "plusplus_graphql",
+        sandbox,
+        destination.workdir / "arrow",
+        dataset=dataset,
+        destination=destination.make(dataset),
+        source=source,
+    )
+
+    assert arrow_tables(arrow) == ARROW_THINGS  # blobs (JSON) and its tags: rows
+    assert_same_warehouse(destination, rows, arrow)
+    assert_dlt_columns_filled(destination, arrow)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+@pytest.mark.parametrize(
+    "paths",
+    [(True, True, True), (False, False, False), (False, True, False)],
+    ids=["arrow", "rows", "rows-arrow-rows"],
+)
+def test_merge_replaces_a_reloaded_parents_child_rows(
+    destination: Warehouse, sandbox: SandboxProcess, paths: tuple[bool, bool, bool]
+) -> None:
+    """A parent whose lists shrank, grew or emptied has exactly its new child rows; a deleted
+    parent none (`hard_delete`); a parent this run did not load (the incremental dropped it)
+    keeps its own: from Arrow, from rows, and from rows, then Arrow, then rows again."""
+    for things, arrow in zip((FIRST, SECOND, THIRD), paths, strict=True):
+        spec = generated(things)
+        pipeline = sync_spec(sandbox, destination, spec, arrow=arrow, hard_delete=True)
+        assert arrow_tables(pipeline) == (ARROW_THINGS if arrow else set())
+        assert_loaded_equals_generated(destination, pipeline, without_deleted(spec))
+        linked(destination, pipeline)  # links as dlt's, no orphan
+        read = reader(destination, pipeline)
+        assert_no_duplicate_keys(pipeline, read)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
+def test_a_full_refresh_loads_no_child_rows_of_a_row_it_drops(
+    destination: Warehouse, sandbox: SandboxProcess, arrow: bool
+) -> None:
+    """`--full-refresh` with `hard_delete` drops a deleted row before dlt's replace (which
+    copies its staged child tables whole): its child rows go with it."""
+    sync_spec(sandbox, destination, generated(FIRST), arrow=arrow, hard_delete=True)
+    spec = generated(SECOND)
+    sandbox.configure(api="generated", spec=spec.spec)
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/generated/graphql",
+        api_token=API_TOKEN,
+        arrow=arrow,
+        hard_delete=True,
+    )
+    options = RunOptions(
+        destination=destination.make(destination.dataset_name),
+        dataset=destination.dataset_name,
+        pipelines_dir=str(destination.workdir / "pipelines"),
+        full_refresh=True,
+    )
+    pipeline = run_source(SOURCES["plusplus_graphql"], source, options)
+
+    assert arrow_tables(pipeline) == (ARROW_THINGS if arrow else set())
+    assert_loaded_equals_generated(destination, pipeline, without_deleted(spec))
+    linked(destination, pipeline)  # no child row of the deleted row 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 import orjson
@@ -19,6 +19,12 @@ from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 
 from lxp_sync.sources.core.timestamps import timestamp_array
+
+if TYPE_CHECKING:
+    from lxp_sync.sources.core.arrow_children import ArrowChildren
+
+# the root table's private column naming its batch (`arrow_children`; dropped before dlt writes)
+BATCH_COLUMN = "_lxp_batch"
 
 # dlt imports pandas lazily inside its incremental step; two resources doing that at once in
 # parallel threads hit "partially initialized module 'pandas'". Import it once, up front.
@@ -53,9 +59,12 @@ def with_row_ids(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {**hints, "_dlt_load_id": dlt_load_id_column(), "_dlt_id": dlt_id_column()}
 
 
-def add_row_ids(table: pa.Table, hints: dict[str, dict[str, Any]]) -> pa.Table:
-    """`table` with the current load's id and a random `_dlt_id` per row, as dlt's row normalizer
-    gives the rows of a root table written by merge (delete-insert), whatever the settings.
+def add_row_ids(
+    table: pa.Table, hints: dict[str, dict[str, Any]], ids: list[str] | None = None
+) -> pa.Table:
+    """`table` with the current load's id and a random `_dlt_id` per row (`ids` when given), as
+    dlt's row normalizer gives the rows of a root table written by merge (delete-insert),
+    whatever the settings.
 
     The columns in the row path's order, which a new table is created in: the hinted ones, dlt's
     two, then the others (`x__v_text`) as they came."""
@@ -66,7 +75,7 @@ def add_row_ids(table: pa.Table, hints: dict[str, dict[str, Any]]) -> pa.Table:
         pa.array([load_id] * rows, pa.string()),
     ).append_column(
         pa.field("_dlt_id", pa.string(), nullable=False),
-        pa.array(generate_dlt_ids(rows), pa.string()),
+        pa.array(generate_dlt_ids(rows) if ids is None else ids, pa.string()),
     )
     names = table.column_names
     hinted = [name for name in names if name in hints]
@@ -190,13 +199,20 @@ def batched_arrow(
     rows: int = 5000,
     *,
     row_ids: bool = False,
+    children: ArrowChildren | None = None,
 ) -> Iterator[pa.Table]:
     """Pages of rows as Arrow tables of about `rows` rows each (fewer, larger tables load faster);
-    with `row_ids`, each with dlt's own columns (`add_row_ids`)."""
+    with `row_ids`, each with dlt's own columns (`add_row_ids`); with `children`, the rows'
+    lists go to their child tables (`ArrowChildren.take`), each table marked with its batch."""
 
     def convert(batch: list[dict[str, Any]]) -> pa.Table:
-        table = to_arrow(batch, hints)
-        return add_row_ids(table, hints) if row_ids else table
+        if children is None:
+            table = to_arrow(batch, hints)
+            return add_row_ids(table, hints) if row_ids else table
+        ids = generate_dlt_ids(len(batch))
+        number = children.take(batch, ids)
+        table = add_row_ids(to_arrow(batch, hints), hints, ids)
+        return table.append_column(BATCH_COLUMN, pa.array([number] * len(batch), pa.int64()))
 
     buffer: list[dict[str, Any]] = []
     for page in pages:

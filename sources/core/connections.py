@@ -19,6 +19,13 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
+from lxp_sync.sources.core.arrow_children import (
+    ArrowChildren,
+    ChildTable,
+    child_tables,
+    declare_child_tables,
+    with_links,
+)
 from lxp_sync.sources.core.completeness import changed_since
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.filters import cursor_filter
@@ -58,9 +65,12 @@ SCALAR_TYPES = {
 # column each, never flattened into columns per key. JSONString values are JSON *text*.
 FREE_FORM_SCALARS = frozenset({"GenericScalar", "JSON", "JSONString"})
 JSON_TEXT_SCALARS = frozenset({"JSONString"})
-# Scalars whose every value the Arrow builder types as dlt's row path does (enums too). A table
-# with any other field (a list: child table; JSON; Decimal; a custom scalar dlt infers) or a
-# connection inside its nodes keeps the row path (README: "Arrow").
+# Scalars whose every value the Arrow builder types as dlt's row path does (enums too), alone or
+# in a list (a child table of `value`s). A table with any other field keeps the row path
+# (README: "Arrow"): a free-form (JSON) field's lone string, number or boolean lands in a
+# `<field>__v_<type>` column that dlt's row path types value by value (its timestamp detection
+# included); a Decimal or another custom scalar is typed by what dlt infers from the values; a
+# list of lists becomes dlt's intermediate table of `list` rows.
 ARROW_SCALARS = frozenset(SCALAR_TYPES) - {"Decimal"}
 # Python type of a lone free-form value -> the column dlt gives it next to the JSON column
 _VARIANTS = ((bool, "bool"), (int, "bigint"), (float, "double"), (str, "text"))
@@ -122,15 +132,43 @@ ARROW_NAME_BYTES = 63 - 5
 
 def arrow_exact(schema: IntrospectedSchema, type_name: str) -> bool:
     """Whether a node type's table is the same from Arrow tables as from rows: every field a
-    scalar of `ARROW_SCALARS` or an enum (nested objects land as their typed `x__pk`), and
-    every field name short enough for no warehouse to shorten it (`ARROW_NAME_BYTES`)."""
+    scalar of `ARROW_SCALARS` or an enum, or a list of one (nested objects land as their typed
+    `x__pk`, lists of objects as child tables of their typed `pk`), and every field name short
+    enough for no warehouse to shorten it (`ARROW_NAME_BYTES`)."""
     leaves = schema.leaf_fields(type_name)
-    for scalar in leaves.values():
+    for name, scalar in leaves.items():
+        if scalar.startswith("[") and _list_depth(schema.fields(type_name)[name]["type"]) > 1:
+            return False  # a list of lists: dlt's row path makes a table of `list` rows
+        scalar = scalar.strip("[]")
         enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
         if scalar not in ARROW_SCALARS and not enum:
             return False
-    names = [*leaves, *nested_identities(schema, type_name)]
+    names = [*leaves, *nested_identities(schema, type_name), *object_lists(schema, type_name)]
     return all(len(_NAMING.normalize_identifier(n).encode()) <= ARROW_NAME_BYTES for n in names)
+
+
+def _list_depth(type_ref: Mapping[str, Any] | None) -> int:
+    depth = 0
+    while type_ref is not None:
+        depth += type_ref.get("kind") == "LIST"
+        type_ref = type_ref.get("ofType")
+    return depth
+
+
+def object_lists(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:
+    """Lists of objects the selection takes as `{ pk }`/`{ id }` (child tables of the identity):
+    field name -> identity field (`IntrospectedSchema.selection`'s rule)."""
+    out = {}
+    for name, node_field in schema.fields(type_name).items():
+        kind, field_type, is_list = unwrap(node_field["type"])
+        if kind != "OBJECT" or not is_list or node_field.get("isDeprecated"):
+            continue
+        if any(a["type"]["kind"] == "NON_NULL" for a in node_field.get("args") or []):
+            continue
+        identity = schema.identity_field(field_type)
+        if identity and "edges" not in schema.fields(field_type):
+            out[name] = identity
+    return out
 
 
 def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:
@@ -256,16 +294,25 @@ def connection_resource(
     # (by dlt's incremental) and kept in state as an aware datetime
     is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
     lists, nested_hints = _nested_lists(schema, connection, options, table)
+    nested_hints = {**list_hints(schema, connection.node_type), **nested_hints}
+    tables = child_tables(table, nested_hints)
     # dlt's incremental compares a Date cursor as the text it is in rows (and keeps it so in
     # state), as a date in Arrow: such a resource stays on rows
     arrow = (
         options.arrow
-        and not lists
         and arrow_exact(schema, connection.node_type)
+        and all(arrow_exact(schema, nested.connection.node_type) for nested in lists.values())
+        and _names_fit(tables)
         and (cursor is None or is_datetime)
     )
     # on the Arrow path the builder parses timestamps, by the same rules, in one step
     shape = node_shape(schema, connection.node_type, options.json_scalars, parse_stamps=not arrow)
+    if arrow:
+        for nested in lists.values():
+            nested.shape = node_shape(
+                schema, nested.connection.node_type, options.json_scalars, parse_stamps=False
+            )
+    children = ArrowChildren(tables) if arrow and tables else None
     if lists:
         selection = " ".join([selection, *(nested.field for nested in lists.values())])
         route_key = next(iter(lists.values())).connection.route
@@ -313,7 +360,7 @@ def connection_resource(
         ),
     ) -> Iterator[Any]:
         if arrow:
-            yield from batched_arrow(pages(updated), hints, row_ids=True)
+            yield from batched_arrow(pages(updated), hints, row_ids=True, children=children)
         else:
             yield from pages(updated)
 
@@ -324,9 +371,14 @@ def connection_resource(
         primary_key=options.primary_key,
         write_disposition="merge",
         columns=with_row_ids(hints) if arrow else hints,
-        nested_hints={**list_hints(schema, connection.node_type), **nested_hints} or None,
+        # from Arrow, the child tables are declared on their own (`declare_child_tables`): dlt
+        # would give nested hints' tables the root Arrow table's columns
+        nested_hints=None if arrow else nested_hints or None,
         parallelized=True,
     )
+    if children is not None:
+        declare_child_tables(resource, table, tables)
+        resource.add_step(children.step())
     return with_read_plan(with_listing(resource, listing), plan)
 
 
@@ -359,7 +411,9 @@ def node_shape(
         f: scalar in JSON_TEXT_SCALARS for f, scalar in leaves.items() if scalar in json_scalars
     }
     stamps = [f for f, scalar in leaves.items() if scalar == "DateTime"]
-    stamp_lists = [f for f, scalar in leaves.items() if scalar == "[DateTime]"]
+    stamp_lists = (
+        [f for f, scalar in leaves.items() if scalar == "[DateTime]"] if parse_stamps else []
+    )
 
     def shape(nodes: list[dict[str, Any]]) -> None:
         if nested:
@@ -380,18 +434,38 @@ def node_shape(
 
 
 def list_hints(schema: IntrospectedSchema, type_name: str) -> dict[str, Any]:
-    """The child tables of a node type's lists of scalars: `value` typed from the GraphQL type
-    (a list of DateTime would otherwise be text or timestamp by what its first texts look like)."""
+    """The child tables of a node type's lists: of scalars, `value` typed from the GraphQL type
+    (a list of DateTime would otherwise be text or timestamp by what its first texts look like);
+    of objects, their `pk`/`id`; with dlt's link columns (`with_links`)."""
     hints: dict[str, Any] = {}
     for name, scalar in schema.leaf_fields(type_name).items():
-        data_type = SCALAR_TYPES.get(scalar.strip("[]")) if scalar.startswith("[") else None
+        if not scalar.startswith("["):
+            continue
+        scalar = scalar.strip("[]")
+        data_type = SCALAR_TYPES.get(scalar)
+        if data_type is None and schema.types.get(scalar, {}).get("kind") == "ENUM":
+            data_type = "text"
         if data_type is None:
             continue
-        hint: dict[str, Any] = {"name": "value", "data_type": data_type, "nullable": True}
+        hint: dict[str, Any] = {"data_type": data_type, "nullable": True}
         if data_type == "timestamp":
             hint["timezone"] = True
-        hints[name] = {"columns": {"value": hint}}
+        hints[name] = {"columns": with_links({"value": hint})}
+    for name, identity in object_lists(schema, type_name).items():
+        scalar = schema.leaf_fields(schema_type_of(schema, type_name, name)).get(identity, "ID")
+        column = {"data_type": SCALAR_TYPES.get(scalar, "text"), "nullable": True}
+        hints[name] = {"columns": with_links({identity: column})}
     return hints
+
+
+def _names_fit(tables: tuple[ChildTable, ...]) -> bool:
+    """Child tables and columns no warehouse shortens (`ARROW_NAME_BYTES`)."""
+    return all(
+        len(table.name.encode()) <= ARROW_NAME_BYTES
+        and all(len(c.encode()) <= ARROW_NAME_BYTES for c in table.hints)
+        and _names_fit(table.children)
+        for table in tables
+    )
 
 
 def _nested_lists(
@@ -419,9 +493,11 @@ def _nested_lists(
             "data_type": SCALAR_TYPES.get(parent_type, "text"),
             "nullable": False,
         }
+        for sub_path, sub_hints in list_hints(schema, nested.node_type).items():
+            hints[(field_name, sub_path)] = sub_hints
         hints[field_name] = {
             # dlt names the root table's column hints itself, not a nested table's
-            "columns": {column: {**hint, "name": column} for column, hint in columns.items()},
+            "columns": with_links(columns),
             "references": [
                 {
                     "referenced_table": table,

@@ -200,7 +200,8 @@ def plusplus_graphql_source(
     A type with `created` but no `modified` is read in full every run (an edit or soft delete
     changes no timestamp), or by `created` with `incremental_by_created`. The schema is
     introspected when the resources are first needed (`sources/core/lazy.py`), not here.
-    Tables without lists, nested connections or JSON go to dlt as Arrow tables (`arrow`).
+    Tables without JSON or Decimal fields go to dlt as Arrow tables, child tables included
+    (`arrow`; README: "Arrow").
     """
     gql = graphql_client(
         base_url,
