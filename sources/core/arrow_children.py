@@ -197,6 +197,18 @@ def _build(rows: list[dict[str, Any]], hints: dict[str, dict[str, Any]]) -> pa.T
     return table.cast(schema)
 
 
+# The dlt releases (major, minor) the steps below were written for and tested with
+# (tests/test_graphql_arrow.py): they reach into dlt's extract. With any other dlt, tables with
+# lists keep dlt's row path (`CHILD_TABLES`), and dlt is left as it is.
+TESTED_DLT = frozenset({(1, 31)})
+
+
+def dlt_release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a dlt version text; None if it does not read as one."""
+    parts = version.split(".")[:2]
+    return (int(parts[0]), int(parts[1])) if all(p.isdigit() for p in parts) else None
+
+
 # dlt 1.31 writes tables at extract as root tables only; its steps there assume it, and are
 # taught here that a child table (one with a parent) has no resource of its own, no
 # `_dlt_load_id` (dlt's row path gives a child table none) and no variant name.
@@ -244,4 +256,7 @@ def _install() -> None:
     ArrowExtractor._write_item = write  # type: ignore[method-assign]
 
 
-_install()
+# whether child tables go to dlt as Arrow tables (else the row path makes them)
+CHILD_TABLES = dlt_release(dlt.__version__) in TESTED_DLT
+if CHILD_TABLES:
+    _install()

@@ -18,6 +18,7 @@ import orjson
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
+from lxp_sync.sources.core import arrow_children
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.arrow_children import (
     ArrowChildren,
@@ -303,6 +304,8 @@ def connection_resource(
         and arrow_exact(schema, connection.node_type)
         and all(arrow_exact(schema, nested.connection.node_type) for nested in lists.values())
         and _names_fit(tables)
+        # lists from Arrow only with a dlt release they were tested with
+        and (arrow_children.CHILD_TABLES or not tables)
         and (cursor is None or is_datetime)
     )
     # on the Arrow path the builder parses timestamps, by the same rules, in one step
