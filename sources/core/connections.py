@@ -158,18 +158,9 @@ def _list_depth(type_ref: Mapping[str, Any] | None) -> int:
 
 def object_lists(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:
     """Lists of objects the selection takes as `{ pk }`/`{ id }` (child tables of the identity):
-    field name -> identity field (`IntrospectedSchema.selection`'s rule)."""
-    out = {}
-    for name, node_field in schema.fields(type_name).items():
-        kind, field_type, is_list = unwrap(node_field["type"])
-        if kind != "OBJECT" or not is_list or node_field.get("isDeprecated"):
-            continue
-        if any(a["type"]["kind"] == "NON_NULL" for a in node_field.get("args") or []):
-            continue
-        identity = schema.identity_field(field_type)
-        if identity and "edges" not in schema.fields(field_type):
-            out[name] = identity
-    return out
+    field name -> identity field."""
+    objects = schema.identity_objects(type_name)
+    return {name: identity for name, (identity, is_list) in objects.items() if is_list}
 
 
 def nested_identities(schema: IntrospectedSchema, type_name: str) -> dict[str, str]:

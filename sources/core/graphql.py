@@ -235,23 +235,34 @@ class IntrospectedSchema:
         if type_name in self._selections:
             return self._selections[type_name]
         parts = []
+        objects = self.identity_objects(type_name)
         for name, node_field in self.fields(type_name).items():
-            if node_field.get("isDeprecated"):
-                continue
-            if any(a["type"]["kind"] == "NON_NULL" for a in node_field.get("args") or []):
+            if not _selectable(node_field):
                 continue
             kind, field_type, _ = unwrap(node_field["type"])
             selected = aliased(name, node_field["name"])
             if kind in LEAF_KINDS:
                 parts.append(selected)
-            elif kind == "OBJECT":
-                identity = self.identity_field(field_type)
-                if identity and "edges" not in self.fields(field_type):
-                    real = self.fields(field_type)[identity]["name"]
-                    parts.append(f"{selected} {{ {aliased(identity, real)} }}")
+            elif name in objects:
+                identity = objects[name][0]
+                real = self.fields(field_type)[identity]["name"]
+                parts.append(f"{selected} {{ {aliased(identity, real)} }}")
         selection = " ".join(parts)
         self._selections[type_name] = selection
         return selection
+
+    def identity_objects(self, type_name: str) -> dict[str, tuple[str, bool]]:
+        """Nested objects (alone or in a list) the selection takes as `{ pk }`/`{ id }`: field
+        name -> (its identity field, whether it is a list)."""
+        out = {}
+        for name, node_field in self.fields(type_name).items():
+            kind, field_type, is_list = unwrap(node_field["type"])
+            if kind != "OBJECT" or not _selectable(node_field):
+                continue
+            identity = self.identity_field(field_type)
+            if identity and "edges" not in self.fields(field_type):
+                out[name] = (identity, is_list)
+        return out
 
     def leaf_fields(self, type_name: str) -> dict[str, str]:
         """Non-deprecated scalar/enum fields and their type names (for column hints)."""
@@ -261,6 +272,13 @@ class IntrospectedSchema:
             if kind in LEAF_KINDS and not node_field.get("isDeprecated"):
                 out[name] = f"[{field_type}]" if is_list else field_type
         return out
+
+
+def _selectable(node_field: Mapping[str, Any]) -> bool:
+    """Whether `IntrospectedSchema.selection` takes a field: not deprecated, no required args."""
+    if node_field.get("isDeprecated"):
+        return False
+    return not any(a["type"]["kind"] == "NON_NULL" for a in node_field.get("args") or [])
 
 
 @dataclass(frozen=True)
