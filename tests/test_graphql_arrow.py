@@ -459,3 +459,63 @@ def test_with_a_dlt_release_the_child_tables_were_not_tested_on_lists_keep_the_r
     pipeline = sync_spec(sandbox, destination, spec, arrow=True, hard_delete=True)
     assert arrow_tables(pipeline) == set()  # `things` has lists: every table on rows
     assert_loaded_equals_generated(destination, pipeline, spec)
+
+
+# found by the generated schemas (a replayed hypothesis example): a nested object whose name ends
+# in `_`. dlt's row path normalizes `j8czuft_` alone (`j8czuftx`) and joins `pk` to it, Arrow
+# normalizes the joined `j8czuft___pk`: the pk loaded NULL on PostgreSQL, with exit 0. A
+# timestamp's text variant is joined the same way (`seen_` + `v_text`)
+NAMED_APART = {
+    "types": {
+        "T0": [
+            {"name": "j8czuft_", "kind": "object", "target": "T1"},
+            {"name": "title", "kind": "scalar", "type": "String"},
+        ],
+        "T1": [{"name": "name", "kind": "scalar", "type": "String"}],
+        "T2": [{"name": "seen_", "kind": "scalar", "type": "DateTime"}],
+    },
+    "enums": {},
+    "roots": {"things": "T0", "people": "T1", "visits": "T2"},
+    "rows": {
+        "T0": [
+            {"pk": 1, "j8czuft_": 2, "title": "a"},
+            {"pk": 2, "j8czuft_": None, "title": "b"},
+            {"pk": 3, "j8czuft_": 1, "title": None},
+        ],
+        "T1": [{"pk": 1, "name": "A"}, {"pk": 2, "name": "B"}],
+        "T2": [
+            {"pk": 1, "seen_": "2024-01-02T03:04:05Z"},
+            {"pk": 2, "seen_": "soon"},
+            {"pk": 3, "seen_": None},
+        ],
+    },  # fmt: skip
+    "node": True,
+    "page_limit": 100,
+}
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_names_that_dlt_joins_otherwise_from_arrow_keep_the_row_path(
+    destination: Warehouse, sandbox: SandboxProcess
+) -> None:
+    rows = sync_spec(sandbox, destination, Generated(spec=NAMED_APART), arrow=False)
+    sandbox.configure(api="generated", spec=NAMED_APART)
+    dataset = f"{destination.dataset_name}_arrow"
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/generated/graphql", api_token=API_TOKEN
+    )
+    arrow = sync(
+        "plusplus_graphql",
+        sandbox,
+        destination.workdir / "arrow",
+        dataset=dataset,
+        destination=destination.make(dataset),
+        source=source,
+    )
+
+    assert_same_warehouse(destination, rows, arrow)
+    things = {r["pk"]: r["j8czuftx__pk"] for r in destination.rows(arrow, "things")}
+    assert things == {1: 2, 2: None, 3: 1}
+    visits = {r["pk"]: r["seenx__v_text"] for r in destination.rows(arrow, "visits")}
+    assert visits == {1: None, 2: "soon", 3: None}
+    assert arrow_tables(arrow) == {"people"}  # `things` and `visits` keep the row path

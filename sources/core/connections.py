@@ -144,12 +144,23 @@ def arrow_exact(schema: IntrospectedSchema, type_name: str) -> bool:
         enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
         if scalar not in ARROW_SCALARS and not enum:
             return False
-    names = [*leaves, *nested_identities(schema, type_name), *object_lists(schema, type_name)]
-    # a nested object's name ending in `_` (`j8czuft_`): the row path snake-cases it alone
-    # (`j8czuftx__pk`), Arrow within the joined `x__pk` name (found by the generated schemas)
-    if any(name.endswith("_") for name in nested_identities(schema, type_name)):
+    identities = nested_identities(schema, type_name)
+    joined = [*identities.items()] + [
+        (name, "v_text") for name in leaves if SCALAR_TYPES.get(leaves[name]) == "timestamp"
+    ]
+    if not all(_named_alike(*parts) for parts in joined):
         return False
+    names = [*leaves, *identities, *object_lists(schema, type_name)]
     return all(len(_NAMING.normalize_identifier(n).encode()) <= ARROW_NAME_BYTES for n in names)
+
+
+def _named_alike(*parts: str) -> bool:
+    """Whether dlt names a flattened column (`owner` + `pk`, a timestamp's `v_text` variant) the
+    same from rows, which normalize each part before joining them, as from Arrow, which
+    normalizes the joined name: `j8czuft_` + `pk` is `j8czuftx__pk` from rows and `j8czuft___pk`
+    from Arrow (so the pk loaded NULL on PostgreSQL: found by the generated schemas)."""
+    from_rows = _NAMING.shorten_fragments(*(_NAMING.normalize_path(part) for part in parts))
+    return from_rows == _NAMING.normalize_path(_NAMING.make_path(*parts))
 
 
 def _list_depth(type_ref: Mapping[str, Any] | None) -> int:
