@@ -141,8 +141,11 @@ class ArrowChildren:
                 if child.num_rows:
                     yield dlt.mark.with_table_name(child, name)
 
-    def step(self) -> YieldMapItem:
-        return _AfterIncremental(self.release)
+    def attach(self, resource: DltResource, table: str) -> DltResource:
+        """`resource` (of root table `table`) with these child tables declared and released
+        behind dlt's incremental."""
+        declare_child_tables(resource, table, self.tables)
+        return resource.add_step(_AfterIncremental(self.release))
 
 
 class _AfterIncremental(YieldMapItem):

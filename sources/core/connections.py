@@ -24,7 +24,6 @@ from lxp_sync.sources.core.arrow_children import (
     ArrowChildren,
     ChildTable,
     child_tables,
-    declare_child_tables,
     with_links,
 )
 from lxp_sync.sources.core.completeness import changed_since
@@ -386,8 +385,7 @@ def connection_resource(
         parallelized=True,
     )
     if children is not None:
-        declare_child_tables(resource, table, tables)
-        resource.add_step(children.step())
+        children.attach(resource, table)
     return with_read_plan(with_listing(resource, listing), plan)
 
 

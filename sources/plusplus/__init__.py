@@ -10,7 +10,9 @@ import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core.arrow import batched_arrow, with_load_id
+from lxp_sync.sources.core import arrow_children
+from lxp_sync.sources.core.arrow import batched_arrow, with_load_id, with_row_ids
+from lxp_sync.sources.core.arrow_children import ArrowChildren, child_tables, with_links
 from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
@@ -51,8 +53,13 @@ def plusplus_rest_source(
     timeout_s: float = 60.0,
     max_pages: int | None = None,
     allow_insecure_http: bool = False,
+    arrow: bool = True,
 ) -> Iterator[DltResource]:
-    """Users, groups, articles, content items, assignments and enrollments, merged on `public_id`."""
+    """Users, groups, articles, content items, assignments and enrollments, merged on `public_id`.
+
+    Every table goes to dlt as Arrow tables, child tables (`content_items__groups`) included
+    (`arrow`; README: "Arrow"); with `arrow = false`, as rows through dlt's normalizer.
+    """
     selected = select_resources("plusplus_rest", REST_ENDPOINTS, resources)
     client = ApiClient(
         _rest_root(base_url, allow_insecure_http),
@@ -73,6 +80,7 @@ def plusplus_rest_source(
             refresh_window_days,
             max_pages,
             sizes,
+            arrow,
         )
 
 
@@ -100,10 +108,16 @@ def _rest_resource(
     refresh_window_days: float,
     max_pages: int | None,
     sizes: PageSizes,
+    arrow: bool,
 ) -> DltResource:
     resource = f"plusplus_rest.{name}"
     cursor = endpoint.server_cursor or endpoint.client_cursor
     hints = columns(endpoint.columns)
+    nested_hints = {field: {"columns": with_links(c)} for field, c in endpoint.lists.items()}
+    tables = child_tables(name, nested_hints)
+    # lists from Arrow only with a dlt release they were tested with
+    arrow = arrow and (arrow_children.CHILD_TABLES or not tables)
+    children = ArrowChildren(tables) if arrow and tables else None
     # the deletes sweep: the cheapest full listing the API has (every row, the largest pages)
     listing = KeyListing(
         resource,
@@ -155,8 +169,8 @@ def _rest_resource(
         if endpoint.refresh_window and cursor:
             window = timedelta(days=refresh_window_days)
             pages = drop_unchanged(pages, dlt.current.resource_state(), cursor, window)
-        if endpoint.arrow:
-            yield from batched_arrow(pages, hints)  # timestamps by the core's parser
+        if arrow:  # timestamps by the core's parser
+            yield from batched_arrow(pages, hints, row_ids=children is not None, children=children)
         else:
             stamps = [c for c, hint in hints.items() if hint["data_type"] == "timestamp"]
             for rows in pages:
@@ -173,9 +187,12 @@ def _rest_resource(
         name=name,
         primary_key=REST_PRIMARY_KEY,
         write_disposition={"disposition": "merge", "deduplicated": True} if once else "merge",
-        columns=with_load_id(hints) if endpoint.arrow else hints,
+        columns=(with_row_ids(hints) if children else with_load_id(hints)) if arrow else hints,
+        nested_hints=None if arrow else nested_hints or None,
         parallelized=True,
     )
+    if children is not None:
+        children.attach(made, name)
     return with_read_plan(with_listing(made, listing), plan)
 
 

@@ -35,9 +35,8 @@ class RestEndpoint:
     # Rows whose state changes later without a timestamp: re-read a window back from the cursor.
     refresh_window: bool = False
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Hand dlt Arrow tables (fast). Off where a list field should become a child table,
-    # which dlt makes only from rows.
-    arrow: bool = True
+    # list fields (child tables `<table>__<field>`): field -> the columns of an item
+    lists: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 _PERSON = {"public_id": TEXT, "name": TEXT, "email": TEXT}
@@ -92,7 +91,10 @@ REST_ENDPOINTS: dict[str, RestEndpoint] = {
     ),
     "articles": RestEndpoint("articles/", client_cursor="modified", columns=dict(_CONTENT)),
     "content_items": RestEndpoint(
-        "content_items/", server_cursor="modified", columns=dict(_CONTENT), arrow=False
+        "content_items/",
+        server_cursor="modified",
+        columns=dict(_CONTENT),
+        lists={"groups": {"public_id": TEXT, "name": TEXT}},
     ),
     "assignments": RestEndpoint(
         "assignments/",
