@@ -264,6 +264,13 @@ def process_memory_mb() -> dict[str, float]:
 def release_freed_memory() -> None:
     """Give the memory a finished step freed back to the system (glibc keeps it otherwise)."""
     gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system now: glibc keeps what a step frees (pages
+    decoded, then converted) and hands it out again only as it fits, so a long step's resident
+    memory creeps up with its rows unless trimmed while it runs (`RunProgress`)."""
     if platform.system() != "Linux":
         return
     # not glibc (musl): its allocator returns memory its own way

@@ -17,7 +17,7 @@ from typing import Any
 
 from dlt.common.runtime.collector_base import Collector
 
-from lxp_sync.pipelines.memory import process_memory_mb, release_freed_memory
+from lxp_sync.pipelines.memory import process_memory_mb, release_freed_memory, trim_heap
 from lxp_sync.sources.core import activity
 
 log = logging.getLogger("lxp_sync")
@@ -25,6 +25,8 @@ log = logging.getLogger("lxp_sync")
 # the overall rate and time left need this long of reading to mean something
 MIN_RATE_S = 2.0
 SWEEP_LABEL = " keys"
+# seconds between two trims of the heap while a step runs (`trim_heap`)
+TRIM_EVERY_S = 1.0
 
 
 class RunProgress(Collector):
@@ -100,7 +102,13 @@ class RunProgress(Collector):
 
     # the lines
     def _tick(self) -> None:
-        while not self._quiet.wait(self.every_s):
+        """A line every `every_s`, and the heap trimmed every `TRIM_EVERY_S` meanwhile."""
+        said = time.monotonic()
+        while not self._quiet.wait(min(self.every_s, TRIM_EVERY_S)):
+            trim_heap()
+            if time.monotonic() - said < self.every_s:
+                continue
+            said = time.monotonic()
             line = self.line()
             if line:
                 log.info("%s", line)

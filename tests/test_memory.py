@@ -347,3 +347,20 @@ def test_a_limit_of_the_users_own_too_small_for_a_wide_table_is_obeyed(
     assert code == 1
     assert line.startswith("wide: DuckDB needed more memory than its limit allows"), line
     assert f"raise duckdb_memory_limit under [lxp_sync] (now {DEFAULT_DUCKDB_MEMORY_LIMIT})" in line
+
+
+def test_a_step_gives_freed_memory_back_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc keeps what a long extract frees (pages decoded, then converted) unless trimmed:
+    the progress ticker trims the heap every `TRIM_EVERY_S` while a step runs, whatever the
+    progress lines' own interval."""
+    from lxp_sync.pipelines import progress
+
+    trims: list[float] = []
+    monkeypatch.setattr(progress, "trim_heap", lambda: trims.append(time.monotonic()))
+    monkeypatch.setattr(progress, "TRIM_EVERY_S", 0.05)
+    run = progress.RunProgress("plusplus_rest", every_s=60)
+    run._start("Extract")
+    time.sleep(0.6)
+    during = len(trims)
+    run._stop()
+    assert during >= 3, trims
