@@ -149,8 +149,20 @@ SCALARS = ["2024-03-15T10:20:30Z", "plain", 7, 0.25, True, "2024-03-15"]
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
 @pytest.mark.parametrize(
     "first, then",
-    [(SCALARS, OBJECTS), (OBJECTS, SCALARS), (SCALARS[::-1], SCALARS)],
-    ids=["scalars-then-objects", "objects-then-scalars", "text-then-timestamp"],
+    [
+        (SCALARS, OBJECTS),
+        (OBJECTS, SCALARS),
+        (SCALARS[::-1], SCALARS),
+        ([SCALARS[0]], ["plain", {}]),
+        (["plain"], [SCALARS[0]]),
+    ],  # fmt: skip
+    ids=[
+        "scalars-then-objects",
+        "objects-then-scalars",
+        "mixed",
+        "stamp-then-text",
+        "text-then-stamp",
+    ],
 )
 def test_variant_columns_appear_as_they_do_from_rows(
     destination: Warehouse, first: list[Any], then: list[Any]

@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import dlt
 import pyarrow as pa
-from dlt.common.configuration.container import Container
 from dlt.common.json import json
 from dlt.common.schema import Schema
 from dlt.common.schema.utils import autodetect_sc_type
 from dlt.common.time import normalize_timezone
 from dlt.common.typing import VARIANT_FIELD_FORMAT
-from dlt.extract.source import SourceSchemaInjectableContext
 
 from lxp_sync.sources.core.errors import LxpSyncError
 
@@ -64,7 +63,7 @@ class FreeFormColumns:
 
     def _start(self) -> None:
         """The table's columns as dlt's schema has them now (a warehouse loaded before)."""
-        self._schema = Container()[SourceSchemaInjectableContext].schema
+        self._schema = dlt.current.source_schema()
         columns = self._schema.tables.get(self.table, {}).get("columns", {})
         self._types = {
             name: (column["data_type"], column.get("timezone", True))
