@@ -65,7 +65,7 @@ def add_row_ids(
     table: pa.Table,
     hints: dict[str, dict[str, Any]],
     ids: list[str] | None = None,
-    extra: Iterable[tuple[str, pa.Array, tuple[int, ...]]] = (),
+    extra: Iterable[tuple[pa.Field, pa.Array, tuple[int, ...]]] = (),
 ) -> pa.Table:
     """`table` with `extra` columns (`FreeFormColumns.take`), the current load's id and a
     random `_dlt_id` per row (`ids` when given), as dlt's row normalizer gives the rows of a
@@ -82,10 +82,11 @@ def add_row_ids(
         if name not in hints:  # a timestamp's text variant: where its field is in the row
             base = name.removesuffix("__v_text")
             found[name] = (_first_value(table.column(name)), 0, hint_rank.get(base, len(hints)))
-    for name, array, where in extra:
+    for column, array, where in extra:
+        name = column.name
         if name in table.column_names:
             table = table.drop_columns([name])
-        table = table.append_column(pa.field(name, array.type, nullable=True), array)
+        table = table.append_column(column, array)
         if name not in hints:
             found[name] = where
     table = table.append_column(

@@ -19,6 +19,7 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+from dlt.common.data_writers.writers import ArrowToJsonlWriter, JsonlWriter
 from dlt.common.json import json
 from dlt.common.schema import Schema
 from dlt.common.schema.utils import autodetect_sc_type
@@ -38,6 +39,11 @@ _ARROW = {
     "text": pa.string(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
+
+
+# Arrow field metadata of a JSON column that holds JSON text: dlt's jsonl writer (BigQuery) writes
+# such a value as the JSON it is, not as a string (`_install_jsonl`)
+JSON_TEXT = {b"lxp_sync": b"json_text"}
 
 
 class FreeFormValueError(LxpSyncError):
@@ -71,17 +77,19 @@ class FreeFormColumns:
             if column.get("data_type")
         }
 
-    def take(self, rows: list[dict[str, Any]]) -> list[tuple[str, pa.Array, tuple[int, ...]]]:
-        """The free-form columns of `rows`, taken out of them: (name, values, where a new
+    def take(self, rows: list[dict[str, Any]]) -> list[tuple[pa.Field, pa.Array, tuple[int, ...]]]:
+        """The free-form columns of `rows`, taken out of them: (field, values, where a new
         column first appears on the row path: its row, then its place in that row, after the
         row's own fields as `free_form_values` appends it)."""
         if self._types is None:
             self._start()
-        out: list[tuple[str, pa.Array, tuple[int, ...]]] = []
+        out: list[tuple[pa.Field, pa.Array, tuple[int, ...]]] = []
         for rank, field in enumerate(self.fields):
             values = [row.pop(field, None) for row in rows]
             text = [None if v is None else json.dumps(v) for v in values]
-            out.append((field, pa.array(text, pa.string()), (-1, rank)))
+            out.append(
+                (pa.field(field, pa.string(), metadata=JSON_TEXT), pa.array(text), (-1, rank))
+            )
             for _, kind in VARIANTS:
                 name = variant_name(field, kind)
                 lone = [row.pop(name, None) for row in rows]
@@ -89,7 +97,9 @@ class FreeFormColumns:
                     continue
                 place = (1, rank)
                 if kind == "text":
-                    out.extend((n, a, (i, *place)) for n, a, i in self._texts(name, lone))
+                    out.extend(
+                        (pa.field(n, a.type), a, (i, *place)) for n, a, i in self._texts(name, lone)
+                    )
                     continue
                 first = next(i for i, v in enumerate(lone) if v is not None)
                 try:
@@ -99,7 +109,7 @@ class FreeFormColumns:
                         f"{self.table}.{name}: a value does not fit a {kind} column ({error})"
                     ) from error
                 column = self._schema.naming.normalize_path(name)  # type: ignore[union-attr]
-                out.append((column, array, (first, *place)))
+                out.append((pa.field(column, array.type), array, (first, *place)))
         return out
 
     def _texts(self, name: str, values: list[Any]) -> list[tuple[str, pa.Array, int]]:
@@ -152,3 +162,27 @@ class FreeFormColumns:
             coerced = normalize_timezone(coerced, timezone)
         self._types.setdefault(column, (data_type, timezone))
         return column, coerced
+
+
+def _install_jsonl() -> None:
+    """dlt's jsonl writer for Arrow tables (BigQuery's load format) writes a JSON column's JSON
+    text (`JSON_TEXT`) as the JSON value it is, as dlt's row path writes the object or list:
+    else BigQuery would hold a JSON string."""
+    if getattr(ArrowToJsonlWriter.write_data, "_lxp_json", False):
+        return
+
+    def write_data(self: ArrowToJsonlWriter, items: Sequence[Any]) -> None:
+        for batch in items:
+            rows = batch.to_pylist()
+            texts = [f.name for f in batch.schema if f.metadata == JSON_TEXT]
+            for row in rows if texts else ():
+                for name in texts:
+                    if isinstance(row.get(name), str):
+                        row[name] = json.loads(row[name])
+            JsonlWriter.write_data(self, rows)
+
+    write_data._lxp_json = True  # type: ignore[attr-defined]
+    ArrowToJsonlWriter.write_data = write_data  # type: ignore[method-assign]
+
+
+_install_jsonl()
