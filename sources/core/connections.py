@@ -335,7 +335,6 @@ def connection_resource(
                 schema, nested.connection.node_type, options.json_scalars, parse_stamps=False
             )
     children = ArrowChildren(tables) if arrow and tables else None
-    free_form_columns = FreeFormColumns(table, free_form) if arrow and free_form else None
     if lists:
         selection = " ".join([selection, *(nested.field for nested in lists.values())])
         route_key = next(iter(lists.values())).connection.route
@@ -383,6 +382,8 @@ def connection_resource(
         ),
     ) -> Iterator[Any]:
         if arrow:
+            # a run's own: it starts from the table's columns as dlt's schema has them now
+            free_form_columns = FreeFormColumns(table, free_form) if free_form else None
             yield from batched_arrow(
                 pages(updated),
                 hints,
