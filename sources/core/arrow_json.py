@@ -88,7 +88,11 @@ class FreeFormColumns:
             values = [row.pop(field, None) for row in rows]
             text = [None if v is None else json.dumps(v) for v in values]
             out.append(
-                (pa.field(field, pa.string(), metadata=JSON_TEXT), pa.array(text), (-1, rank))
+                (
+                    pa.field(field, pa.string(), metadata=JSON_TEXT),
+                    pa.array(text, pa.string()),
+                    (-1, rank),
+                )
             )
             for _, kind in VARIANTS:
                 name = variant_name(field, kind)
