@@ -58,22 +58,26 @@ def load(
         pipelines_dir=str(destination.workdir / "pipelines"),
     )
     for pages, from_arrow in zip(runs, arrow, strict=True):
-        pages = copy.deepcopy(pages)
-        for page in pages:  # what `node_shape` does on either path
-            free_form_values(page, FREE_FORM)
-            if not from_arrow:
-                parse_datetimes(page, "at", strict=False)
-
-        resource = dlt.resource(
-            items(pages, from_arrow),
-            name="things",
-            primary_key="pk",
-            write_disposition="merge",
-            columns=with_row_ids(HINTS) if from_arrow else HINTS,
-        )
+        resource = things_resource(pages, from_arrow)
         pipeline.run(resource, loader_file_format=loader_file_format(destination.name))
         assert arrow_tables(pipeline) == ({"things"} if from_arrow else set())
     return pipeline
+
+
+def things_resource(pages: list[list[dict[str, Any]]], from_arrow: bool) -> Any:
+    """The resource `things` over a copy of `pages`, as rows or as Arrow tables."""
+    pages = copy.deepcopy(pages)
+    for page in pages:  # what `node_shape` does on either path
+        free_form_values(page, FREE_FORM)
+        if not from_arrow:
+            parse_datetimes(page, "at", strict=False)
+    return dlt.resource(
+        items(pages, from_arrow),
+        name="things",
+        primary_key="pk",
+        write_disposition="merge",
+        columns=with_row_ids(HINTS) if from_arrow else HINTS,
+    )
 
 
 def items(pages: list[list[dict[str, Any]]], from_arrow: bool) -> Iterator[Any]:
@@ -226,17 +230,7 @@ def test_bigquery_gets_json_values_from_arrow_as_from_rows(workdir: Path) -> Non
             dataset_name="bq",
             pipelines_dir=str(workdir / "pipelines"),
         )
-        pages = copy.deepcopy([rows])
-        for page in pages:
-            free_form_values(page, FREE_FORM)
-        from_arrow = name == "arrow"
-        resource = dlt.resource(
-            items(pages, from_arrow),
-            name="things",
-            primary_key="pk",
-            write_disposition="merge",
-            columns=with_row_ids(HINTS) if from_arrow else HINTS,
-        )
+        resource = things_resource([rows], from_arrow=name == "arrow")
         pipeline.extract(resource, loader_file_format="jsonl")
         info = pipeline.normalize()
         found[name] = jsonl_rows(pipeline, info.loads_ids[0])
