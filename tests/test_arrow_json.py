@@ -22,6 +22,7 @@ from typing import Any
 import dlt
 import orjson
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.pipeline import Pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -129,7 +130,10 @@ def pages(draw: Any) -> list[list[dict[str, Any]]]:
     rows = []
     for pk in range(1, count + 1):
         meta = draw(st.none() | VALUES.map(json.dumps) | TEXTS)
-        row = {"pk": pk, "at": draw(ATS), "data": as_answer(draw(VALUES)), "meta": meta}
+        data = as_answer(draw(VALUES))
+        if isinstance(data, int) and not -(2**63) <= data < 2**63:
+            data = float(data)  # alone, it fails either path (below)
+        row = {"pk": pk, "at": draw(ATS), "data": data, "meta": meta}
         rows.append(row)
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=count), max_size=3)))
     return [rows[a:b] for a, b in itertools.pairwise([0, *cuts, count]) if rows[a:b]]
@@ -142,6 +146,17 @@ def test_generated_json_loads_from_arrow_as_from_rows(
     destination: Warehouse, runs: list[list[dict[str, Any]]]
 ) -> None:
     assert_same(destination, [runs], [True])
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
+def test_a_lone_integer_past_64_bits_fails_either_path(destination: Warehouse) -> None:
+    """orjson decodes an integer up to 2**64 - 1 as an integer: alone, no bigint column holds
+    it, and the run fails from rows (the load) as from Arrow (the extract); in an object it
+    stays in the JSON."""
+    runs = [[things({"big": 2**64 - 1}, as_answer(2**64 - 1))]]
+    for arrow in (False, True):
+        with pytest.raises(PipelineStepFailed):
+            load(destination, runs, arrow=[arrow])
 
 
 def things(*values: Any, start: int = 1) -> list[dict[str, Any]]:
