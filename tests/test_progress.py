@@ -54,6 +54,8 @@ def test_progress_says_the_whole_run_and_every_phase_and_no_rate_from_one_page(
     assert said.index(next(x for x in said if " normalized " in x)) < len(said) - 1
 
     for run in (first, again):
+        # nothing but the command's own lines: no warning of dlt's per Arrow table
+        assert all(LINE.match(line) for line in run.stderr.splitlines()), run.stderr
         lines = [m[1] for m in map(LINE.match, run.stderr.splitlines()) if m]
         for number, line in enumerate(lines):
             if line.endswith(", done"):  # the line before a resource's `done` is another one

@@ -22,6 +22,7 @@ import pytest
 from dlt.pipeline.pipeline import Pipeline
 
 from lxp_sync.pipelines.views import analytics_dataset, create_views
+from lxp_sync.sources.core import arrow
 from lxp_sync_sandbox.server import SandboxProcess
 from tests.helpers import lxp_sync, source_env, sync_to
 from tests.support.warehouse import Warehouse, normalize_value
@@ -397,8 +398,11 @@ def test_tables_loaded_as_arrow_before_they_had_a_load_id_gain_one_and_keep_thei
 ) -> None:
     api, resources = "plusplus_rest", ["groups", "users"]
     setting = "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID"
-    monkeypatch.setenv(setting, "false")  # as every load before the setting was
-    sync_to(destination, api, sandbox, resources=resources)
+    # as every load before the setting was: Arrow tables without `_dlt_load_id`
+    monkeypatch.setenv(setting, "false")
+    with monkeypatch.context() as older:
+        older.setattr(arrow, "add_load_id", lambda table: table)
+        sync_to(destination, api, sandbox, resources=resources)
     changed = set(sandbox.mutate(api=api, entity="groups", update=3)["updated"])
     monkeypatch.setenv(setting, "true")
 
@@ -410,6 +414,19 @@ def test_tables_loaded_as_arrow_before_they_had_a_load_id_gain_one_and_keep_thei
     assert {g["public_id"] for g in groups if g["_lxp_loaded_at"] is not None} == changed
     users = read_view(pipeline, "users")  # a full scan: every row loaded again
     assert users and all(user["_lxp_loaded_at"] is not None for user in users)
+
+
+@pytest.mark.parametrize("destination", ["duckdb"], indirect=True)
+def test_arrow_tables_carry_their_load_id_without_dlts_setting(
+    destination: Warehouse, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "false")
+    for api, args in (("plusplus_rest", {"resources": ["groups"]}), ("pitchly", {})):
+        pipeline = sync_to(destination, api, sandbox, **args)
+        (load_id,) = pipeline.last_trace.last_load_info.loads_ids
+        for table in pipeline.default_schema.data_table_names():
+            rows = destination.rows(pipeline, table, dlt_columns=True)
+            assert rows and {row["_dlt_load_id"] for row in rows} == {load_id}, (api, table)
 
 
 @pytest.mark.parametrize("destination", ["postgres"], indirect=True)

@@ -55,6 +55,16 @@ def with_load_id(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {**hints, "_dlt_load_id": dict(LOAD_ID_HINT)}
 
 
+def add_load_id(table: pa.Table) -> pa.Table:
+    """`table` with the current load's id as `_dlt_load_id`, NULL-able as `with_load_id` hints
+    it (dlt would add its own, NOT NULL, and warn on every table that the hint differs)."""
+    load_id = dlt.current.load_package_state()["load_id"]
+    return table.append_column(
+        pa.field("_dlt_load_id", pa.string(), nullable=True),
+        pa.repeat(pa.scalar(load_id, pa.string()), table.num_rows),
+    )
+
+
 def with_row_ids(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The column hints of a resource whose Arrow tables carry `_dlt_load_id` and `_dlt_id` as
     dlt's row path gives them (NOT NULL, `_dlt_id` the row key): the same table either way."""
@@ -238,7 +248,7 @@ def batched_arrow(
         extra = free_form.take(batch) if free_form is not None else []
         if children is None:
             table = to_arrow(batch, hints)
-            return add_row_ids(table, hints, extra=extra) if row_ids else table
+            return add_row_ids(table, hints, extra=extra) if row_ids else add_load_id(table)
         ids = generate_dlt_ids(len(batch))
         number = children.take(batch, ids)
         table = add_row_ids(to_arrow(batch, hints), hints, ids, extra)

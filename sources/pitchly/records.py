@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core.arrow import with_load_id
+from lxp_sync.sources.core.arrow import add_load_id, with_load_id
 from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
@@ -305,7 +305,7 @@ class TableRun:
                 table_name=self.name, write_disposition="replace" if full else "merge"
             )
             for table in self.tables(pages):
-                item = table if self.options.arrow else table.to_pylist()
+                item = add_load_id(table) if self.options.arrow else table.to_pylist()
                 yield item if marked else dlt.mark.with_hints(item, hints)
                 marked = True
         except GraphQLQueryError as exc:
