@@ -294,8 +294,9 @@ CASES: dict[str, SourceCase] = {
             stop=lambda sandbox: sandbox.configure(api="plusplus_graphql", schema_drift=False),
             truth=_graphql_drift_truth,
         ),
-        # event types and their tags' child table too; events (JSON) and their children: rows
-        arrow={"assignments", "event_types", "event_types__tags"},
+        # every table, child tables and JSON fields included
+        arrow={"assignments", "event_types", "event_types__tags"}
+        | {"events", "events__presenters", "events__tags"},
     ),
     "pluvo": SourceCase(
         resources=PLUVO_RESOURCES,
@@ -325,8 +326,8 @@ CASES: dict[str, SourceCase] = {
             stop=lambda sandbox: sandbox.configure(api="pluvo", schema_drift=False),
             truth=_pluvo_drift_truth,
         ),
-        # users and their roles' child table too; trainings (JSON) and their tags: rows
-        arrow={"events", "users", "users__roles"},
+        # every table, child tables and JSON fields included
+        arrow={"events", "users", "users__roles", "trainings", "trainings__tags"},
     ),
     "pitchly": SourceCase(
         resources=PITCHLY_RESOURCES,

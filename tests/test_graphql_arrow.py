@@ -1,8 +1,9 @@
 """PlusPlus GraphQL, Pluvo and PlusPlus REST hand dlt Arrow tables where the table is the same
 either way.
 
-A table without JSON or Decimal fields goes to dlt as Arrow tables, its child tables (lists,
-connections inside its nodes) included (README: "Arrow"); the others keep dlt's row path. Both paths must give the same tables: the
+A table without Decimal or custom scalar fields goes to dlt as Arrow tables, its child tables
+(lists, connections inside its nodes) and JSON fields included (README: "Arrow"); the others
+keep dlt's row path. Both paths must give the same tables: the
 same columns with the same types and NULL-ability, the same values, `_dlt_id` and
 `_dlt_load_id` on every row. A warehouse loaded by the row path (an earlier version, or
 `arrow = false`) goes on under Arrow, and back, without a schema error, a lost or a doubled row.
@@ -40,13 +41,14 @@ from tests.support.warehouse import Warehouse
 from tests.test_destinations import assert_no_duplicate_keys, reader
 from tests.test_generated_schemas import Generated, assert_loaded_equals_generated
 
-# the tables each source loads from Arrow (the sandbox's others have JSON fields)
+# the tables each source loads from Arrow: every table of the sandbox's, JSON fields included
 ARROW = {
     "plusplus_graphql": {
         *("assignments", "badges", "enrollments", "locations", "tags"),
         *("event_types", "event_types__tags", "tracks", "tracks__tags", "users", "users__tags"),
+        *("events", "events__presenters", "events__tags"),
     },
-    "pluvo": {"events", "groups", "users", "users__roles"},
+    "pluvo": {"events", "groups", "users", "users__roles", "trainings", "trainings__tags"},
     "plusplus_rest": {"content_items", "content_items__groups"},
 }
 # PlusPlus REST's tables without lists have always loaded from Arrow, without dlt's `_dlt_id`
@@ -394,10 +396,13 @@ def test_child_tables_and_json_load_from_arrow_as_from_rows(
 ) -> None:
     """Lists of scalars (`value`), of objects (their `pk`), a connection inside the nodes (with
     `_parent_pk`) and its nodes' own list: the same child tables from Arrow as from rows, rows
-    linked alike; a table with a JSON field keeps the row path."""
+    linked alike; a table with a JSON field (objects, lists, a lone text, a timestamp-looking
+    text, numbers) and its list load from Arrow too."""
     blobs = [{"pk": 1, "data": {"a": [1, 2**62], "b": None}, "tags": ["x"]},
              {"pk": 2, "data": [1.5, "two"], "tags": []}, {"pk": 3, "data": "lone", "tags": None},
-             {"pk": 4, "data": None, "tags": ["y", "z"]}]  # fmt: skip
+             {"pk": 4, "data": None, "tags": ["y", "z"]}, {"pk": 5, "data": 2**62, "tags": []},
+             {"pk": 6, "data": "2024-03-15T10:20:30Z", "tags": None},
+             {"pk": 7, "data": 0.5, "tags": None}, {"pk": 8, "data": False, "tags": ["w"]}]  # fmt: skip
     spec = generated(FIRST, blobs)
     rows = sync_spec(sandbox, destination, spec, arrow=False)
     assert not arrow_tables(rows)
@@ -415,7 +420,7 @@ def test_child_tables_and_json_load_from_arrow_as_from_rows(
         source=source,
     )
 
-    assert arrow_tables(arrow) == ARROW_THINGS  # blobs (JSON) and its tags: rows
+    assert arrow_tables(arrow) == ARROW_THINGS | {"blobs", "blobs__tags"}
     assert_same_warehouse(destination, rows, arrow)
     assert_dlt_columns_filled(destination, arrow)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import dlt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 
@@ -22,6 +23,7 @@ from lxp_sync.sources.core.timestamps import timestamp_array
 
 if TYPE_CHECKING:
     from lxp_sync.sources.core.arrow_children import ArrowChildren
+    from lxp_sync.sources.core.arrow_json import FreeFormColumns
 
 # the root table's private column naming its batch (`arrow_children`; dropped before dlt writes)
 BATCH_COLUMN = "_lxp_batch"
@@ -70,16 +72,33 @@ def with_row_ids(hints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def add_row_ids(
-    table: pa.Table, hints: dict[str, dict[str, Any]], ids: list[str] | None = None
+    table: pa.Table,
+    hints: dict[str, dict[str, Any]],
+    ids: list[str] | None = None,
+    extra: Iterable[tuple[pa.Field, pa.Array, tuple[int, ...]]] = (),
 ) -> pa.Table:
-    """`table` with the current load's id and a random `_dlt_id` per row (`ids` when given), as
-    dlt's row normalizer gives the rows of a root table written by merge (delete-insert),
-    whatever the settings.
+    """`table` with `extra` columns (`FreeFormColumns.take`), the current load's id and a
+    random `_dlt_id` per row (`ids` when given), as dlt's row normalizer gives the rows of a
+    root table written by merge (delete-insert), whatever the settings.
 
-    The columns in the row path's order, which a new table is created in: the hinted ones, dlt's
-    two, then the others (`x__v_text`) as they came."""
+    The columns in the row path's order, which a new table is created in: the hinted ones, then
+    the others (`x__v_text`) in the order dlt's row normalizer meets them, row by row, each row
+    followed by dlt's two (so those come after the first row's own others)."""
     load_id = dlt.current.load_package_state()["load_id"]
     rows = table.num_rows
+    hint_rank = {name: i for i, name in enumerate(hints)}
+    found: dict[str, tuple[int, ...]] = {}
+    for name in table.column_names:
+        if name not in hints:  # a timestamp's text variant: where its field is in the row
+            base = name.removesuffix("__v_text")
+            found[name] = (_first_value(table.column(name)), 0, hint_rank.get(base, len(hints)))
+    for column, array, where in extra:
+        name = column.name
+        if name in table.column_names:
+            table = table.drop_columns([name])
+        table = table.append_column(column, array)
+        if name not in hints:
+            found[name] = where
     table = table.append_column(
         pa.field("_dlt_load_id", pa.string(), nullable=False),
         pa.array([load_id] * rows, pa.string()),
@@ -88,9 +107,17 @@ def add_row_ids(
         pa.array(generate_dlt_ids(rows) if ids is None else ids, pa.string()),
     )
     names = table.column_names
-    hinted = [name for name in names if name in hints]
-    others = [name for name in names[:-2] if name not in hints]
-    return table.select([*hinted, "_dlt_load_id", "_dlt_id", *others])
+    hinted = [name for name in hints if name in names]
+    others = sorted(found, key=found.__getitem__)
+    first = [name for name in others if found[name][0] == 0]
+    rest = [name for name in others if found[name][0] != 0]
+    return table.select([*hinted, *first, "_dlt_load_id", "_dlt_id", *rest])
+
+
+def _first_value(column: Any) -> int:
+    """The index of the first non-null value of `column` (its length if none)."""
+    valid = pc.index(column.is_valid(), True).as_py()
+    return len(column) if valid is None or valid < 0 else valid
 
 
 def _timestamps(name: str, values: Any) -> list[tuple[str, pa.Array]]:
@@ -210,18 +237,21 @@ def batched_arrow(
     *,
     row_ids: bool = False,
     children: ArrowChildren | None = None,
+    free_form: FreeFormColumns | None = None,
 ) -> Iterator[pa.Table]:
     """Pages of rows as Arrow tables of about `rows` rows each (fewer, larger tables load faster);
     with `row_ids`, each with dlt's own columns (`add_row_ids`); with `children`, the rows'
-    lists go to their child tables (`ArrowChildren.take`), each table marked with its batch."""
+    lists go to their child tables (`ArrowChildren.take`), each table marked with its batch;
+    with `free_form` (and `row_ids`), the free-form fields as dlt's row path loads them."""
 
     def convert(batch: list[dict[str, Any]]) -> pa.Table:
+        extra = free_form.take(batch) if free_form is not None else []
         if children is None:
             table = to_arrow(batch, hints)
-            return add_row_ids(table, hints) if row_ids else add_load_id(table)
+            return add_row_ids(table, hints, extra=extra) if row_ids else add_load_id(table)
         ids = generate_dlt_ids(len(batch))
         number = children.take(batch, ids)
-        table = add_row_ids(to_arrow(batch, hints), hints, ids)
+        table = add_row_ids(to_arrow(batch, hints), hints, ids, extra)
         return table.append_column(BATCH_COLUMN, pa.array([number] * len(batch), pa.int64()))
 
     # pages wait as rows only until `CONVERT_ROWS` of them: Arrow holds a row in a tenth of the

@@ -26,6 +26,7 @@ from lxp_sync.sources.core.arrow_children import (
     child_tables,
     with_links,
 )
+from lxp_sync.sources.core.arrow_json import VARIANTS, FreeFormColumns, variant_name
 from lxp_sync.sources.core.completeness import changed_since
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.filters import cursor_filter
@@ -66,14 +67,13 @@ SCALAR_TYPES = {
 FREE_FORM_SCALARS = frozenset({"GenericScalar", "JSON", "JSONString"})
 JSON_TEXT_SCALARS = frozenset({"JSONString"})
 # Scalars whose every value the Arrow builder types as dlt's row path does (enums too), alone or
-# in a list (a child table of `value`s). A table with any other field keeps the row path
-# (README: "Arrow"): a free-form (JSON) field's lone string, number or boolean lands in a
-# `<field>__v_<type>` column that dlt's row path types value by value (its timestamp detection
-# included); a Decimal or another custom scalar is typed by what dlt infers from the values; a
-# list of lists becomes dlt's intermediate table of `list` rows.
+# in a list (a child table of `value`s). A free-form (JSON) field of a root table does too
+# (`arrow_json`: its lone values typed value by value with dlt's own functions). A table with
+# any other field keeps the row path (README: "Arrow"): a Decimal or another custom scalar is
+# typed by what dlt infers from the values; a list of lists becomes dlt's intermediate table of
+# `list` rows; a list of free-form values, or a free-form field of a connection's nodes inside
+# a node, is not built from Arrow.
 ARROW_SCALARS = frozenset(SCALAR_TYPES) - {"Decimal"}
-# Python type of a lone free-form value -> the column dlt gives it next to the JSON column
-_VARIANTS = ((bool, "bool"), (int, "bigint"), (float, "double"), (str, "text"))
 
 
 @dataclass(frozen=True)
@@ -130,15 +130,20 @@ def column_hints(
 ARROW_NAME_BYTES = 63 - 5
 
 
-def arrow_exact(schema: IntrospectedSchema, type_name: str) -> bool:
+def arrow_exact(
+    schema: IntrospectedSchema, type_name: str, free_form: frozenset[str] = frozenset()
+) -> bool:
     """Whether a node type's table is the same from Arrow tables as from rows: every field a
-    scalar of `ARROW_SCALARS` or an enum, or a list of one (nested objects land as their typed
-    `x__pk`, lists of objects as child tables of their typed `pk`), and every field name short
-    enough for no warehouse to shorten it (`ARROW_NAME_BYTES`)."""
+    scalar of `ARROW_SCALARS`, of `free_form` (not in a list) or an enum, or a list of one
+    (nested objects land as their typed `x__pk`, lists of objects as child tables of their
+    typed `pk`), and every field name short enough for no warehouse to shorten it
+    (`ARROW_NAME_BYTES`), a free-form field's with its variants (`x__v_text__v_text`)."""
     leaves = schema.leaf_fields(type_name)
     for name, scalar in leaves.items():
         if scalar.startswith("[") and _list_depth(schema.fields(type_name)[name]["type"]) > 1:
             return False  # a list of lists: dlt's row path makes a table of `list` rows
+        if scalar in free_form:
+            continue
         scalar = scalar.strip("[]")
         enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
         if scalar not in ARROW_SCALARS and not enum:
@@ -150,7 +155,14 @@ def arrow_exact(schema: IntrospectedSchema, type_name: str) -> bool:
     if not all(_named_alike(*parts) for parts in joined):
         return False
     names = [*leaves, *identities, *object_lists(schema, type_name)]
-    return all(len(_NAMING.normalize_identifier(n).encode()) <= ARROW_NAME_BYTES for n in names)
+    variants = [
+        _NAMING.normalize_path(variant_name(variant_name(name, "double"), "text"))
+        for name, scalar in leaves.items()
+        if scalar in free_form
+    ]
+    return all(len(n.encode()) <= ARROW_NAME_BYTES for n in variants) and all(
+        len(_NAMING.normalize_identifier(n).encode()) <= ARROW_NAME_BYTES for n in names
+    )
 
 
 def _named_alike(*parts: str) -> bool:
@@ -298,15 +310,17 @@ def connection_resource(
     page_size = max(1, min(options.page_size, options.max_page_size))
     # ISO texts in different offsets do not sort as the moments they are: the cursor is compared
     # (by dlt's incremental) and kept in state as an aware datetime
-    is_datetime = cursor and schema.leaf_fields(connection.node_type)[cursor] == "DateTime"
+    leaves = schema.leaf_fields(connection.node_type)
+    is_datetime = cursor and leaves[cursor] == "DateTime"
     lists, nested_hints = _nested_lists(schema, connection, options, table)
     nested_hints = {**list_hints(schema, connection.node_type), **nested_hints}
     tables = child_tables(table, nested_hints)
     # dlt's incremental compares a Date cursor as the text it is in rows (and keeps it so in
     # state), as a date in Arrow: such a resource stays on rows
+    free_form = [f for f, scalar in leaves.items() if scalar in options.json_scalars]
     arrow = (
         options.arrow
-        and arrow_exact(schema, connection.node_type)
+        and arrow_exact(schema, connection.node_type, options.json_scalars)
         and all(arrow_exact(schema, nested.connection.node_type) for nested in lists.values())
         and _names_fit(tables)
         # lists from Arrow only with a dlt release they were tested with
@@ -368,7 +382,15 @@ def connection_resource(
         ),
     ) -> Iterator[Any]:
         if arrow:
-            yield from batched_arrow(pages(updated), hints, row_ids=True, children=children)
+            # a run's own: it starts from the table's columns as dlt's schema has them now
+            free_form_columns = FreeFormColumns(table, free_form) if free_form else None
+            yield from batched_arrow(
+                pages(updated),
+                hints,
+                row_ids=True,
+                children=children,
+                free_form=free_form_columns,
+            )
         else:
             yield from pages(updated)
 
@@ -570,8 +592,8 @@ def free_form_values(nodes: list[dict[str, Any]], fields: Mapping[str, bool]) ->
                 continue
             del node[name]
             if value is not None:
-                kind = next(kind for python, kind in _VARIANTS if isinstance(value, python))
-                node[f"{name}__v_{kind}"] = value
+                kind = next(kind for python, kind in VARIANTS if isinstance(value, python))
+                node[variant_name(name, kind)] = value
 
 
 def _drop_null_objects(nodes: list[dict[str, Any]], nested: Mapping[str, str]) -> None:
