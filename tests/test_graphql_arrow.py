@@ -377,6 +377,29 @@ def sync_spec(
     return sync_to(destination, "plusplus_graphql", sandbox, source=source)
 
 
+def rows_and_arrow(
+    sandbox: SandboxProcess, destination: Warehouse, spec: Generated
+) -> tuple[Pipeline, Pipeline]:
+    """The generated API loaded twice: from rows into the test's dataset, and with the
+    defaults (Arrow) into a dataset beside it, by a pipeline (and state) of its own."""
+    rows = sync_spec(sandbox, destination, spec, arrow=False)
+    assert not arrow_tables(rows)
+    sandbox.configure(api="generated", spec=spec.spec)
+    dataset = f"{destination.dataset_name}_arrow"
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/generated/graphql", api_token=API_TOKEN
+    )
+    arrow = sync(
+        "plusplus_graphql",
+        sandbox,
+        destination.workdir / "arrow",
+        dataset=dataset,
+        destination=destination.make(dataset),
+        source=source,
+    )
+    return rows, arrow
+
+
 OLD, T1, T2 = "2020-01-01T00:00:00Z", "2020-02-01T00:00:00Z", "2020-03-01T00:00:00Z"
 FIRST = [thing(1, OLD, [1, 2, 3]), thing(2, OLD, [1]), thing(3, OLD, [2, 4]),
          thing(4, OLD, [3]), thing(5, "2019-12-01T00:00:00+02:00", [4, 1])]  # fmt: skip
@@ -403,22 +426,7 @@ def test_child_tables_and_json_load_from_arrow_as_from_rows(
              {"pk": 4, "data": None, "tags": ["y", "z"]}, {"pk": 5, "data": 2**62, "tags": []},
              {"pk": 6, "data": "2024-03-15T10:20:30Z", "tags": None},
              {"pk": 7, "data": 0.5, "tags": None}, {"pk": 8, "data": False, "tags": ["w"]}]  # fmt: skip
-    spec = generated(FIRST, blobs)
-    rows = sync_spec(sandbox, destination, spec, arrow=False)
-    assert not arrow_tables(rows)
-    dataset = f"{destination.dataset_name}_arrow"
-    sandbox.configure(api="generated", spec=spec.spec)
-    source = plusplus_graphql_source(
-        base_url=f"{sandbox.url}/generated/graphql", api_token=API_TOKEN
-    )
-    arrow = sync(
-        "plusplus_graphql",
-        sandbox,
-        destination.workdir / "arrow",
-        dataset=dataset,
-        destination=destination.make(dataset),
-        source=source,
-    )
+    rows, arrow = rows_and_arrow(sandbox, destination, generated(FIRST, blobs))
 
     assert arrow_tables(arrow) == ARROW_THINGS | {"blobs", "blobs__tags"}
     assert_same_warehouse(destination, rows, arrow)
@@ -531,20 +539,7 @@ NAMED_APART = {
 def test_names_that_dlt_joins_otherwise_from_arrow_keep_the_row_path(
     destination: Warehouse, sandbox: SandboxProcess
 ) -> None:
-    rows = sync_spec(sandbox, destination, Generated(spec=NAMED_APART), arrow=False)
-    sandbox.configure(api="generated", spec=NAMED_APART)
-    dataset = f"{destination.dataset_name}_arrow"
-    source = plusplus_graphql_source(
-        base_url=f"{sandbox.url}/generated/graphql", api_token=API_TOKEN
-    )
-    arrow = sync(
-        "plusplus_graphql",
-        sandbox,
-        destination.workdir / "arrow",
-        dataset=dataset,
-        destination=destination.make(dataset),
-        source=source,
-    )
+    rows, arrow = rows_and_arrow(sandbox, destination, Generated(spec=NAMED_APART))
 
     assert_same_warehouse(destination, rows, arrow)
     things = {r["pk"]: r["j8czuftx__pk"] for r in destination.rows(arrow, "things")}
