@@ -27,7 +27,7 @@ from dlt.pipeline.pipeline import Pipeline
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, run_source
 from lxp_sync.sources.core import arrow as arrow_module
-from lxp_sync.sources.core import arrow_children
+from lxp_sync.sources.core import arrow_children, arrow_json
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.timestamps import parse_datetimes
 from lxp_sync.sources.plusplus import plusplus_graphql_source
@@ -500,6 +500,20 @@ def test_with_a_dlt_release_the_child_tables_were_not_tested_on_lists_keep_the_r
     pipeline = sync_spec(sandbox, destination, spec, arrow=True, hard_delete=True)
     assert arrow_tables(pipeline) == set()  # `things` has lists: every table on rows
     assert_loaded_equals_generated(destination, pipeline, spec)
+
+
+@pytest.mark.parametrize("destination", ["duckdb"], indirect=True)
+def test_with_a_dlt_release_the_json_fields_were_not_tested_on_they_keep_the_row_path(
+    destination: Warehouse, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A free-form field from Arrow leans on a patched dlt writer (BigQuery's jsonl): under
+    another dlt, its table loads from rows; the others stay on Arrow."""
+    monkeypatch.setattr(arrow_json, "FREE_FORM", False)
+    spec = generated(FIRST, [{"pk": 1, "data": {"a": 1}, "tags": ["t"]}, {"pk": 2, "data": "x"}])
+    pipeline = sync_spec(sandbox, destination, spec, arrow=True)
+    assert arrow_tables(pipeline) == ARROW_THINGS  # not `blobs` nor `blobs__tags`
+    blobs = {r["pk"]: (r["data"], r["data__v_text"]) for r in destination.rows(pipeline, "blobs")}
+    assert blobs == {1: ({"a": 1}, None), 2: (None, "x")}
 
 
 # found by the generated schemas (a replayed hypothesis example): a nested object whose name ends

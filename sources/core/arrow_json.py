@@ -26,6 +26,7 @@ from dlt.common.schema.utils import autodetect_sc_type
 from dlt.common.time import normalize_timezone
 from dlt.common.typing import VARIANT_FIELD_FORMAT
 
+from lxp_sync.sources.core.arrow_children import TESTED_DLT, dlt_release
 from lxp_sync.sources.core.errors import LxpSyncError
 
 # Python type of a lone free-form value -> the `__v_<kind>` column it moves to (bool first: a
@@ -189,4 +190,16 @@ def _install_jsonl() -> None:
     ArrowToJsonlWriter.write_data = write_data  # type: ignore[method-assign]
 
 
-_install_jsonl()
+# whether free-form fields go to dlt as Arrow (else their tables keep the row path): only with a
+# dlt release the jsonl writer above was tested with (`arrow_children.TESTED_DLT`)
+FREE_FORM = dlt_release(dlt.__version__) in TESTED_DLT
+
+
+def free_form(scalars: frozenset[str]) -> frozenset[str]:
+    """The free-form scalars a table may have and still load from Arrow (none under a dlt
+    release the Arrow path was not tested with)."""
+    return scalars if FREE_FORM else frozenset()
+
+
+if FREE_FORM:
+    _install_jsonl()

@@ -18,7 +18,7 @@ import orjson
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core import arrow_children
+from lxp_sync.sources.core import arrow_children, arrow_json
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.arrow_children import (
     ArrowChildren,
@@ -320,7 +320,7 @@ def connection_resource(
     free_form = [f for f, scalar in leaves.items() if scalar in options.json_scalars]
     arrow = (
         options.arrow
-        and arrow_exact(schema, connection.node_type, options.json_scalars)
+        and arrow_exact(schema, connection.node_type, arrow_json.free_form(options.json_scalars))
         and all(arrow_exact(schema, nested.connection.node_type) for nested in lists.values())
         and _names_fit(tables)
         # lists from Arrow only with a dlt release they were tested with
