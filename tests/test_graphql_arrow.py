@@ -26,7 +26,6 @@ from dlt.pipeline.pipeline import Pipeline
 
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, run_source
-from lxp_sync.sources.core import arrow as arrow_module
 from lxp_sync.sources.core import arrow_children, arrow_json
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.timestamps import parse_datetimes
@@ -561,42 +560,3 @@ def test_names_that_dlt_joins_otherwise_from_arrow_keep_the_row_path(
     visits = {r["pk"]: r["seenx__v_text"] for r in destination.rows(arrow, "visits")}
     assert visits == {1: None, 2: "soon", 3: None}
     assert arrow_tables(arrow) == {"people"}  # `things` and `visits` keep the row path
-
-
-@pytest.mark.parametrize("destination", ["duckdb"], indirect=True)
-@pytest.mark.parametrize("source", list(ARROW))
-def test_rows_converted_a_few_at_a_time_load_the_same(
-    destination: Warehouse, fresh_sandbox: SandboxProcess, source: str, monkeypatch: Any
-) -> None:
-    """Pages are converted to Arrow `CONVERT_ROWS` rows at a time and joined into one table
-    per batch: with 7 at a time, every table is joined from many, child tables included."""
-    monkeypatch.setattr(arrow_module, "CONVERT_ROWS", 7)
-    resources = RESOURCES[source]
-    pipeline = sync_to(destination, source, fresh_sandbox, resources=resources)
-    assert arrow_tables(pipeline) == {t for t in ARROW[source] if t.split("__")[0] in resources}
-    read = reader(destination, pipeline)
-    equals_truth(source, fresh_sandbox, read)
-    assert_no_duplicate_keys(pipeline, read)
-    assert_dlt_columns_filled(destination, pipeline)
-    linked(destination, pipeline)
-
-
-def test_chunks_whose_undeclared_columns_disagree_go_to_dlt_one_by_one() -> None:
-    hints = {"pk": {"data_type": "bigint", "nullable": True}}
-    pages = [[{"pk": 1, "extra": 5}, {"pk": 2}], [{"pk": 3, "extra": "five"}], [{"pk": 4}]]
-    agree = [[{"pk": 1, "extra": 5}, {"pk": 2}], [{"pk": 3}], [{"pk": 4, "extra": 6}]]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(arrow_module, "CONVERT_ROWS", 2)
-        patch.setattr(arrow_module, "add_load_id", lambda table: table)
-        apart = list(arrow_module.batched_arrow(pages, hints, rows=10))
-        joined = list(arrow_module.batched_arrow(agree, hints, rows=10))
-    assert [t.to_pylist() for t in apart] == [
-        [{"pk": 1, "extra": 5}, {"pk": 2, "extra": None}],
-        [{"pk": 3, "extra": "five"}, {"pk": 4, "extra": None}],
-    ]
-    (table,) = joined
-    assert table.column("pk").num_chunks == 1
-    assert table.to_pylist() == [
-        {"pk": 1, "extra": 5}, {"pk": 2, "extra": None}, {"pk": 3, "extra": None},
-        {"pk": 4, "extra": 6},
-    ]  # fmt: skip
