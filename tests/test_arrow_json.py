@@ -140,7 +140,7 @@ def pages(draw: Any) -> list[list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"], indirect=True)
-@settings(max_examples=12, suppress_health_check=list(HealthCheck), deadline=None)
+@settings(max_examples=8, suppress_health_check=list(HealthCheck), deadline=None)
 @given(runs=pages())
 def test_generated_json_loads_from_arrow_as_from_rows(
     destination: Warehouse, runs: list[list[dict[str, Any]]]
