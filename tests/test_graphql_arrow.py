@@ -303,6 +303,84 @@ def test_edge_values_load_from_arrow_as_from_rows(workdir: Path) -> None:
     assert all(r["_dlt_id"] and r["_dlt_load_id"] for r in loaded["arrow"][1])
 
 
+def test_child_rows_are_released_whatever_order_dlt_hands_the_batches_over(workdir: Path) -> None:
+    """dlt hands a parallelized resource's items to its steps in the order their reads
+    complete: batches made A, B, C reach the incremental as C, A, B. The second run's A is
+    dropped whole by the incremental (its rows are older than the cursor), B in part: the child
+    rows of what loads are released with it, the rest never load, nothing is held after the
+    run, and the tables equal those of dlt's row path fed the same items in the same order."""
+    assert arrow_children.CHILD_TABLES  # this venv's dlt is a tested one
+    hints = {"pk": {"data_type": "bigint", "nullable": False}, "version": {"data_type": "bigint"}}
+    lists = {"labels": {"columns": arrow_children.with_links({"value": {"data_type": "text"}})}}
+
+    def person(pk: int, version: int, *labels: str) -> dict[str, Any]:
+        return {"pk": pk, "version": version, "labels": list(labels)}
+
+    runs = [
+        [person(1, 5, "a", "b"), person(2, 5), person(3, 5, "c"), person(4, 5, "d"),
+         person(5, 5, "e", "f"), person(6, 5, "g")],
+        # A (1, 2) is older than the cursor; B keeps 4 only; C (5, 6) changed
+        [person(1, 1, "x"), person(2, 1, "y"), person(3, 1, "z"), person(4, 7, "d", "dd"),
+         person(5, 7), person(6, 7, "h", "i", "j")],
+    ]  # fmt: skip
+    order = [2, 0, 1]  # C, A, B
+    loaded = {}
+    for path in ("rows", "arrow"):
+        held = []
+        pipeline = dlt.pipeline(
+            f"order_{path}",
+            destination=dlt.destinations.duckdb(str(workdir / f"{path}.duckdb")),
+            dataset_name="people",
+            pipelines_dir=str(workdir / "pipelines"),
+        )
+        for rows in runs:
+            children = arrow_children.ArrowChildren(arrow_children.child_tables("people", lists))
+
+            def data(
+                rows: list[dict[str, Any]], children: arrow_children.ArrowChildren, path: str
+            ) -> Any:
+                def read(
+                    version: dlt.sources.incremental[int] = dlt.sources.incremental("version"),
+                ) -> Iterator[Any]:
+                    batches = [copy.deepcopy(rows[i : i + 2]) for i in range(0, len(rows), 2)]
+                    if path == "arrow":
+                        batches = list(
+                            batched_arrow(batches, hints, rows=2, row_ids=True, children=children)
+                        )
+                    for index in order:
+                        yield batches[index]
+
+                return read
+
+            resource = dlt.resource(
+                data(rows, children, path),
+                name="people",
+                primary_key="pk",
+                write_disposition="merge",
+                columns=with_row_ids(hints) if path == "arrow" else hints,
+            )
+            if path == "arrow":
+                children.attach(resource, "people")
+            pipeline.run(resource, loader_file_format="parquet").raise_on_failed_jobs()
+            held.append(dict(children._held))
+        with pipeline.sql_client() as client:
+            loaded[path] = client.execute_sql(
+                "SELECT p.pk, p.version, l._dlt_list_idx, l.value FROM people p"
+                " LEFT JOIN people__labels l ON l._dlt_parent_id = p._dlt_id"
+                " ORDER BY 1, 3"
+            )
+        if path == "arrow":
+            assert held == [{}, {}]  # every batch released or freed
+            assert arrow_tables(pipeline) == {"people", "people__labels"}
+
+    assert loaded["arrow"] == loaded["rows"]
+    assert loaded["arrow"] == [
+        (1, 5, 0, "a"), (1, 5, 1, "b"), (2, 5, None, None), (3, 5, 0, "c"),
+        (4, 7, 0, "d"), (4, 7, 1, "dd"), (5, 7, None, None),
+        (6, 7, 0, "h"), (6, 7, 1, "i"), (6, 7, 2, "j"),
+    ]  # fmt: skip
+
+
 # -- child tables, JSON, on a schema of our own (the sandbox's generated API) -------------------
 
 PEOPLE = [

@@ -9,7 +9,9 @@ the same rows from the same items, so that the tables are the same from Arrow as
 
 The child tables of a batch leave the resource only after dlt's incremental has filtered the
 root table (a step placed behind it): a root row the incremental drops takes its child rows
-with it, as on the row path, where the normalizer never sees them.
+with it, as on the row path, where the normalizer never sees them. dlt hands a parallelized
+resource's items to its steps in the order their reads complete, not the order they were made:
+each item is released by the batches it carries, whatever came before it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dlt.common.schema.typing import C_DLT_LOAD_ID
 from dlt.common.schema.utils import dlt_id_column, get_root_table, is_nested_table
 from dlt.extract.extract import Extract
 from dlt.extract.extractors import ArrowExtractor
-from dlt.extract.items_transform import YieldMapItem
+from dlt.extract.items_transform import ItemTransform
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.arrow import BATCH_COLUMN, to_arrow
@@ -104,11 +106,12 @@ def declare_child_tables(resource: DltResource, parent: str, tables: Sequence[Ch
 @dataclass
 class ArrowChildren:
     """Takes the lists out of a batch of rows, as child tables held until dlt's incremental has
-    filtered the batch's root table (`step`)."""
+    filtered the batch's root table (`attach`)."""
 
     tables: tuple[ChildTable, ...]
     _held: dict[int, tuple[int, list[tuple[str, pa.Table]]]] = field(default_factory=dict)
     _batches: Iterator[int] = field(default_factory=itertools.count)
+    _entered: tuple[int, ...] = ()
 
     def take(self, rows: list[dict[str, Any]], root_ids: Sequence[str]) -> int:
         """Pop every list of `rows` (the root rows of one batch, their `_dlt_id`s `root_ids`)
@@ -121,35 +124,63 @@ class ArrowChildren:
         self._held[batch] = (len(rows), built)
         return batch
 
+    def enter(self, item: Any) -> Any:
+        """`item`, as it enters dlt's incremental. dlt takes one item through the incremental and
+        `release` before the next enters: batches of the item before it still held are those
+        the incremental (or dlt's limit) dropped whole, and their child rows never load."""
+        for batch in self._entered:
+            self._held.pop(batch, None)
+        self._entered = _batch_numbers(item)
+        return item
+
     def release(self, item: Any) -> Iterator[Any]:
-        """The root table, then the child rows of the root rows it still has."""
-        if not isinstance(item, pa.Table) or BATCH_COLUMN not in item.column_names:
-            yield item
-            return
-        batches = item[BATCH_COLUMN].unique().to_pylist()
+        """The root table, then the child rows of the root rows it still has: chosen when dlt
+        calls the step, for dlt iterates a step's output later, among other items'."""
+        batches = _batch_numbers(item)
+        if not batches:
+            return iter((item,))
         item = item.drop_columns([BATCH_COLUMN])
-        yield item
-        for batch in sorted(batches):
-            # batches before it that the incremental dropped whole: their rows never load
-            for gone in [b for b in self._held if b < batch]:
-                del self._held[gone]
+        out = [item]
+        for batch in batches:
             rows, children = self._held.pop(batch)
             keep = None if item.num_rows == rows else item["_dlt_id"]
             for name, child in children:
                 if keep is not None:
                     child = child.filter(pc.is_in(child["_dlt_root_id"], value_set=keep))
                 if child.num_rows:
-                    yield dlt.mark.with_table_name(child, name)
+                    out.append(dlt.mark.with_table_name(child, name))
+        return iter(out)
 
     def attach(self, resource: DltResource, table: str) -> DltResource:
         """`resource` (of root table `table`) with these child tables declared and released
         behind dlt's incremental."""
         declare_child_tables(resource, table, self.tables)
-        return resource.add_step(_AfterIncremental(self.release))
+        return resource.add_step(_BeforeIncremental(self.enter)).add_step(
+            _AfterIncremental(self.release)
+        )
 
 
-class _AfterIncremental(YieldMapItem):
-    # dlt places steps by affinity: its incremental 1, its limit 1.1; this one behind both
+def _batch_numbers(item: Any) -> tuple[int, ...]:
+    """The batches whose rows an Arrow table of `take`n rows has (none for any other item)."""
+    if not isinstance(item, pa.Table) or BATCH_COLUMN not in item.column_names:
+        return ()
+    return tuple(sorted(item[BATCH_COLUMN].unique().to_pylist()))
+
+
+class _Step(ItemTransform[Any, dict[str, Any]]):
+    """A step whose work is done when dlt calls it with an item."""
+
+    def __call__(self, item: Any, meta: Any = None) -> Any:
+        return self._f(item)
+
+
+class _BeforeIncremental(_Step):
+    # dlt places steps by affinity: its validator 0.9, its incremental 1; this one between
+    placement_affinity: ClassVar[float] = 0.95
+
+
+class _AfterIncremental(_Step):
+    # its incremental 1, its limit 1.1; this one behind both
     placement_affinity: ClassVar[float] = 1.5
 
 
