@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -271,8 +272,18 @@ def trim_heap() -> None:
     """Give the heap's free pages back to the system now: glibc keeps what a step frees (pages
     decoded, then converted) and hands it out again only as it fits, so a long step's resident
     memory creeps up with its rows unless trimmed while it runs (`RunProgress`)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's `malloc_trim`, opened once; None off Linux, or on another libc (musl: its
+    allocator returns memory its own way)."""
     if platform.system() != "Linux":
-        return
-    # not glibc (musl): its allocator returns memory its own way
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None

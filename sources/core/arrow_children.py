@@ -160,6 +160,14 @@ class ArrowChildren:
         )
 
 
+def arrow_lists(tables: tuple[ChildTable, ...], arrow: bool) -> tuple[bool, ArrowChildren | None]:
+    """Whether a table whose lists make child tables `tables` loads from Arrow (`arrow`, and
+    with lists only under a dlt release they were tested with: `CHILD_TABLES`), and the
+    `ArrowChildren` that makes its child tables (None on rows, or without lists)."""
+    arrow = arrow and (CHILD_TABLES or not tables)
+    return arrow, (ArrowChildren(tables) if arrow and tables else None)
+
+
 def _batch_numbers(item: Any) -> tuple[int, ...]:
     """The batches whose rows an Arrow table of `take`n rows has (none for any other item)."""
     if not isinstance(item, pa.Table) or BATCH_COLUMN not in item.column_names:

@@ -18,11 +18,11 @@ import orjson
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core import arrow_children, arrow_json
+from lxp_sync.sources.core import arrow_json
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.arrow_children import (
-    ArrowChildren,
     ChildTable,
+    arrow_lists,
     child_tables,
     with_links,
 )
@@ -323,10 +323,9 @@ def connection_resource(
         and arrow_exact(schema, connection.node_type, arrow_json.free_form(options.json_scalars))
         and all(arrow_exact(schema, nested.connection.node_type) for nested in lists.values())
         and _names_fit(tables)
-        # lists from Arrow only with a dlt release they were tested with
-        and (arrow_children.CHILD_TABLES or not tables)
         and (cursor is None or is_datetime)
     )
+    arrow, children = arrow_lists(tables, arrow)
     # on the Arrow path the builder parses timestamps, by the same rules, in one step
     shape = node_shape(schema, connection.node_type, options.json_scalars, parse_stamps=not arrow)
     if arrow:
@@ -334,7 +333,6 @@ def connection_resource(
             nested.shape = node_shape(
                 schema, nested.connection.node_type, options.json_scalars, parse_stamps=False
             )
-    children = ArrowChildren(tables) if arrow and tables else None
     if lists:
         selection = " ".join([selection, *(nested.field for nested in lists.values())])
         route_key = next(iter(lists.values())).connection.route

@@ -10,9 +10,8 @@ import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core import arrow_children
 from lxp_sync.sources.core.arrow import batched_arrow, with_load_id, with_row_ids
-from lxp_sync.sources.core.arrow_children import ArrowChildren, child_tables, with_links
+from lxp_sync.sources.core.arrow_children import arrow_lists, child_tables, with_links
 from lxp_sync.sources.core.auth import TokenAuth
 from lxp_sync.sources.core.connections import connection_resource
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
@@ -115,9 +114,7 @@ def _rest_resource(
     hints = columns(endpoint.columns)
     nested_hints = {field: {"columns": with_links(c)} for field, c in endpoint.lists.items()}
     tables = child_tables(name, nested_hints)
-    # lists from Arrow only with a dlt release they were tested with
-    arrow = arrow and (arrow_children.CHILD_TABLES or not tables)
-    children = ArrowChildren(tables) if arrow and tables else None
+    arrow, children = arrow_lists(tables, arrow)
     # the deletes sweep: the cheapest full listing the API has (every row, the largest pages)
     listing = KeyListing(
         resource,
