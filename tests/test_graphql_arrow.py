@@ -26,6 +26,7 @@ from dlt.pipeline.pipeline import Pipeline
 
 from lxp_sync.pipelines.registry import SOURCES
 from lxp_sync.pipelines.runner import RunOptions, run_source
+from lxp_sync.sources.core import arrow as arrow_module
 from lxp_sync.sources.core import arrow_children, arrow_json
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.timestamps import parse_datetimes
@@ -303,26 +304,29 @@ def test_edge_values_load_from_arrow_as_from_rows(workdir: Path) -> None:
     assert all(r["_dlt_id"] and r["_dlt_load_id"] for r in loaded["arrow"][1])
 
 
-def test_child_rows_are_released_whatever_order_dlt_hands_the_batches_over(workdir: Path) -> None:
+@pytest.mark.parametrize("convert_rows", [1000, 2], ids=["one-batch-an-item", "batches-joined"])
+def test_child_rows_are_released_whatever_order_dlt_hands_the_batches_over(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, convert_rows: int
+) -> None:
     """dlt hands a parallelized resource's items to its steps in the order their reads
-    complete: batches made A, B, C reach the incremental as C, A, B. The second run's A is
+    complete: items made A, B, C reach the incremental as C, A, B. The second run's A is
     dropped whole by the incremental (its rows are older than the cursor), B in part: the child
     rows of what loads are released with it, the rest never load, nothing is held after the
-    run, and the tables equal those of dlt's row path fed the same items in the same order."""
+    run, and the tables equal those of dlt's row path fed the same items in the same order.
+    With rows converted two at a time, an item joins two batches, and B keeps one row of each:
+    as many rows as one batch has, yet neither batch's dropped row may bring its child rows.
+    The table appends: dlt's merge inserts only the child rows of the root rows it loads, and
+    would hide such orphans; a `--full-refresh` (replace) or an append would load them."""
     assert arrow_children.CHILD_TABLES  # this venv's dlt is a tested one
+    monkeypatch.setattr(arrow_module, "CONVERT_ROWS", convert_rows)
     hints = {"pk": {"data_type": "bigint", "nullable": False}, "version": {"data_type": "bigint"}}
     lists = {"labels": {"columns": arrow_children.with_links({"value": {"data_type": "text"}})}}
-
-    def person(pk: int, version: int, *labels: str) -> dict[str, Any]:
-        return {"pk": pk, "version": version, "labels": list(labels)}
-
-    runs = [
-        [person(1, 5, "a", "b"), person(2, 5), person(3, 5, "c"), person(4, 5, "d"),
-         person(5, 5, "e", "f"), person(6, 5, "g")],
-        # A (1, 2) is older than the cursor; B keeps 4 only; C (5, 6) changed
-        [person(1, 1, "x"), person(2, 1, "y"), person(3, 1, "z"), person(4, 7, "d", "dd"),
-         person(5, 7), person(6, 7, "h", "i", "j")],
-    ]  # fmt: skip
+    first = [{"pk": pk, "version": 5, "labels": list("abc")[: pk % 4]} for pk in range(1, 13)]
+    # A (1-4) older than the cursor; B keeps 6 and 8; C (9-12) changed
+    second = [
+        {"pk": pk, "version": 7 if pk in (6, 8) or pk > 8 else 1, "labels": [f"{pk}"] * (pk % 3)}
+        for pk in range(1, 13)
+    ]
     order = [2, 0, 1]  # C, A, B
     loaded = {}
     for path in ("rows", "arrow"):
@@ -333,7 +337,7 @@ def test_child_rows_are_released_whatever_order_dlt_hands_the_batches_over(workd
             dataset_name="people",
             pipelines_dir=str(workdir / "pipelines"),
         )
-        for rows in runs:
+        for rows in (first, second):
             children = arrow_children.ArrowChildren(arrow_children.child_tables("people", lists))
 
             def data(
@@ -342,21 +346,21 @@ def test_child_rows_are_released_whatever_order_dlt_hands_the_batches_over(workd
                 def read(
                     version: dlt.sources.incremental[int] = dlt.sources.incremental("version"),
                 ) -> Iterator[Any]:
-                    batches = [copy.deepcopy(rows[i : i + 2]) for i in range(0, len(rows), 2)]
+                    pages = [copy.deepcopy(rows[i : i + 2]) for i in range(0, len(rows), 2)]
+                    items = [[*pages[i], *pages[i + 1]] for i in range(0, len(pages), 2)]
                     if path == "arrow":
-                        batches = list(
-                            batched_arrow(batches, hints, rows=2, row_ids=True, children=children)
-                        )
+                        made = batched_arrow(pages, hints, rows=4, row_ids=True, children=children)
+                        items = list(made)
+                    assert [len(item) for item in items] == [4, 4, 4]
                     for index in order:
-                        yield batches[index]
+                        yield items[index]
 
                 return read
 
             resource = dlt.resource(
                 data(rows, children, path),
                 name="people",
-                primary_key="pk",
-                write_disposition="merge",
+                write_disposition="append",
                 columns=with_row_ids(hints) if path == "arrow" else hints,
             )
             if path == "arrow":
@@ -366,19 +370,19 @@ def test_child_rows_are_released_whatever_order_dlt_hands_the_batches_over(workd
         with pipeline.sql_client() as client:
             loaded[path] = client.execute_sql(
                 "SELECT p.pk, p.version, l._dlt_list_idx, l.value FROM people p"
-                " LEFT JOIN people__labels l ON l._dlt_parent_id = p._dlt_id"
-                " ORDER BY 1, 3"
+                " FULL JOIN people__labels l ON l._dlt_parent_id = p._dlt_id"
+                " ORDER BY 1 NULLS LAST, 2, 3, 4"
             )
         if path == "arrow":
             assert held == [{}, {}]  # every batch released or freed
             assert arrow_tables(pipeline) == {"people", "people__labels"}
 
-    assert loaded["arrow"] == loaded["rows"]
-    assert loaded["arrow"] == [
-        (1, 5, 0, "a"), (1, 5, 1, "b"), (2, 5, None, None), (3, 5, 0, "c"),
-        (4, 7, 0, "d"), (4, 7, 1, "dd"), (5, 7, None, None),
-        (6, 7, 0, "h"), (6, 7, 1, "i"), (6, 7, 2, "j"),
-    ]  # fmt: skip
+    expected = []
+    for row in sorted(first + [r for r in second if r["version"] > 5], key=lambda r: r["pk"]):
+        labels = enumerate(row["labels"]) if row["labels"] else [(None, None)]
+        expected.extend((row["pk"], row["version"], index, value) for index, value in labels)
+    assert loaded["rows"] == expected
+    assert loaded["arrow"] == expected
 
 
 # -- child tables, JSON, on a schema of our own (the sandbox's generated API) -------------------
@@ -638,3 +642,42 @@ def test_names_that_dlt_joins_otherwise_from_arrow_keep_the_row_path(
     visits = {r["pk"]: r["seenx__v_text"] for r in destination.rows(arrow, "visits")}
     assert visits == {1: None, 2: "soon", 3: None}
     assert arrow_tables(arrow) == {"people"}  # `things` and `visits` keep the row path
+
+
+@pytest.mark.parametrize("destination", ["duckdb"], indirect=True)
+@pytest.mark.parametrize("source", list(ARROW))
+def test_rows_converted_a_few_at_a_time_load_the_same(
+    destination: Warehouse, fresh_sandbox: SandboxProcess, source: str, monkeypatch: Any
+) -> None:
+    """Pages are converted to Arrow `CONVERT_ROWS` rows at a time and joined into one table
+    per batch: with 7 at a time, every table is joined from many, child tables included."""
+    monkeypatch.setattr(arrow_module, "CONVERT_ROWS", 7)
+    resources = RESOURCES[source]
+    pipeline = sync_to(destination, source, fresh_sandbox, resources=resources)
+    assert arrow_tables(pipeline) == {t for t in ARROW[source] if t.split("__")[0] in resources}
+    read = reader(destination, pipeline)
+    equals_truth(source, fresh_sandbox, read)
+    assert_no_duplicate_keys(pipeline, read)
+    assert_dlt_columns_filled(destination, pipeline)
+    linked(destination, pipeline)
+
+
+def test_chunks_whose_undeclared_columns_disagree_go_to_dlt_one_by_one() -> None:
+    hints = {"pk": {"data_type": "bigint", "nullable": True}}
+    pages = [[{"pk": 1, "extra": 5}, {"pk": 2}], [{"pk": 3, "extra": "five"}], [{"pk": 4}]]
+    agree = [[{"pk": 1, "extra": 5}, {"pk": 2}], [{"pk": 3}], [{"pk": 4, "extra": 6}]]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrow_module, "CONVERT_ROWS", 2)
+        patch.setattr(arrow_module, "add_load_id", lambda table: table)
+        apart = list(arrow_module.batched_arrow(pages, hints, rows=10))
+        joined = list(arrow_module.batched_arrow(agree, hints, rows=10))
+    assert [t.to_pylist() for t in apart] == [
+        [{"pk": 1, "extra": 5}, {"pk": 2, "extra": None}],
+        [{"pk": 3, "extra": "five"}, {"pk": 4, "extra": None}],
+    ]
+    (table,) = joined
+    assert table.column("pk").num_chunks == 1
+    assert table.to_pylist() == [
+        {"pk": 1, "extra": 5}, {"pk": 2, "extra": None}, {"pk": 3, "extra": None},
+        {"pk": 4, "extra": 6},
+    ]  # fmt: skip

@@ -33,7 +33,7 @@ from dlt.extract.extractors import ArrowExtractor
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources import DltResource
 
-from lxp_sync.sources.core.arrow import BATCH_COLUMN, to_arrow
+from lxp_sync.sources.core.arrow import BATCH_COLUMN, joined, to_arrow
 
 _NAMING = NamingConvention()
 
@@ -126,8 +126,8 @@ class ArrowChildren:
 
     def enter(self, item: Any) -> Any:
         """`item`, as it enters dlt's incremental. dlt takes one item through the incremental and
-        `release` before the next enters: batches of the item before it still held are those
-        the incremental (or dlt's limit) dropped whole, and their child rows never load."""
+        `release` before the next enters: batches of the item before it still held are those of
+        an item the incremental (or dlt's limit) dropped whole; their child rows never load."""
         for batch in self._entered:
             self._held.pop(batch, None)
         self._entered = _batch_numbers(item)
@@ -136,19 +136,26 @@ class ArrowChildren:
     def release(self, item: Any) -> Iterator[Any]:
         """The root table, then the child rows of the root rows it still has: chosen when dlt
         calls the step, for dlt iterates a step's output later, among other items'."""
-        batches = _batch_numbers(item)
-        if not batches:
+        if not isinstance(item, pa.Table) or BATCH_COLUMN not in item.column_names:
             return iter((item,))
+        taken = [self._held.pop(batch) for batch in _batch_numbers(item)]
         item = item.drop_columns([BATCH_COLUMN])
-        out = [item]
-        for batch in batches:
-            rows, children = self._held.pop(batch)
-            keep = None if item.num_rows == rows else item["_dlt_id"]
+        # batches that entered with it, all of whose rows the incremental dropped
+        for batch in self._entered:
+            self._held.pop(batch, None)
+        self._entered = ()
+        # the batches' rows all there, or only those the incremental kept, and their child rows
+        keep = None if item.num_rows == sum(rows for rows, _ in taken) else item["_dlt_id"]
+        found: dict[str, list[pa.Table]] = {}
+        for _, children in taken:
             for name, child in children:
                 if keep is not None:
                     child = child.filter(pc.is_in(child["_dlt_root_id"], value_set=keep))
                 if child.num_rows:
-                    out.append(dlt.mark.with_table_name(child, name))
+                    found.setdefault(name, []).append(child)
+        out = [item]
+        for name, tables in found.items():
+            out.extend(dlt.mark.with_table_name(child, name) for child in joined(tables))
         return iter(out)
 
     def attach(self, resource: DltResource, table: str) -> DltResource:
