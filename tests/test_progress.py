@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from lxp_sync_sandbox.server import SandboxProcess
-from tests.helpers import lxp_sync
+from tests.helpers import lxp_sync, source_env
 from tests.test_cli import rest_env
 
 # `HH:MM:SS <message>` as the command logs it
@@ -64,3 +66,17 @@ def test_progress_says_the_whole_run_and_every_phase_and_no_rate_from_one_page(
                 assert "rows/s" not in line, line
     one_page = [line for line in again.stderr.splitlines() if ", 1 page, done" in line]
     assert one_page, again.stderr  # the rerun reads small increments: the case is covered
+
+
+@pytest.mark.parametrize(
+    ("source", "resources"), [("plusplus_graphql", "events"), ("pluvo", "trainings")]
+)
+def test_tables_with_json_fields_from_arrow_leave_only_the_commands_lines_on_stderr(
+    sandbox: SandboxProcess, workdir: Path, source: str, resources: str
+) -> None:
+    """A JSON field's column is JSON text in Arrow, typed json as its resource declares: dlt
+    used to log a warning per such table that the hint overrode the Arrow type."""
+    env = source_env(source, sandbox, workdir)
+    run = lxp_sync("run", source, "--resources", resources, env=env, cwd=workdir)
+    assert run.returncode == 0, run.stderr
+    assert all(LINE.match(line) for line in run.stderr.splitlines()), run.stderr

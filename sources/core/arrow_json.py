@@ -21,6 +21,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.data_writers.writers import ArrowToJsonlWriter, JsonlWriter
 from dlt.common.json import json
+from dlt.common.libs import pyarrow as dlt_pyarrow
 from dlt.common.schema import Schema
 from dlt.common.schema.utils import autodetect_sc_type
 from dlt.common.time import normalize_timezone
@@ -190,6 +191,25 @@ def _install_jsonl() -> None:
     ArrowToJsonlWriter.write_data = write_data  # type: ignore[method-assign]
 
 
+def _install_json_type() -> None:
+    """dlt types an Arrow table's columns from their Arrow types, a string as text; a JSON
+    column (`JSON_TEXT`) is typed json, as its resource declares it. Else dlt logs, for every
+    such table, a warning that the resource's hint overrides the Arrow type."""
+    if getattr(dlt_pyarrow.py_arrow_to_table_schema_columns, "_lxp_json", False):
+        return
+    columns_of = dlt_pyarrow.py_arrow_to_table_schema_columns
+
+    def columns(schema: pa.Schema) -> Any:
+        found = columns_of(schema)
+        for arrow_field in schema:
+            if arrow_field.metadata == JSON_TEXT and arrow_field.name in found:
+                found[arrow_field.name] = {**found[arrow_field.name], "data_type": "json"}
+        return found
+
+    columns._lxp_json = True  # type: ignore[attr-defined]
+    dlt_pyarrow.py_arrow_to_table_schema_columns = columns
+
+
 # whether free-form fields go to dlt as Arrow (else their tables keep the row path): only with a
 # dlt release the jsonl writer above was tested with (`arrow_children.TESTED_DLT`)
 FREE_FORM = dlt_release(dlt.__version__) in TESTED_DLT
@@ -203,3 +223,4 @@ def free_form(scalars: frozenset[str]) -> frozenset[str]:
 
 if FREE_FORM:
     _install_jsonl()
+    _install_json_type()
