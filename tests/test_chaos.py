@@ -18,7 +18,7 @@ or killed run, one plain rerun without faults must succeed and be exact: a pipel
 recover counts as wedged. Deletes are swept every run (`reconcile_every = 1`, `deletes =
 "delete"`), so rows deleted at the source must be gone after each green run.
 
-`LXP_CHAOS_RUNS` (rounds per source, default 4 in CI) and `LXP_CHAOS_SEED` set the size and the
+`LXP_CHAOS_RUNS` (rounds per source, default 3 in CI) and `LXP_CHAOS_SEED` set the size and the
 sequence; `LXP_CHAOS_RUNS=50` (200 runs over the four sources) is the soak run outside CI. The
 figures are printed at the end of each source's test.
 """
@@ -43,7 +43,7 @@ from tests.support.runs import run_args, source_env, warehouse_rows
 from tests.test_destinations import CASES, _pitchly_table_id, _pitchly_truth
 from tests.test_pluvo import CONNECTIONS as PLUVO_CONNECTIONS
 
-ROUNDS = int(os.environ.get("LXP_CHAOS_RUNS", "4"))
+ROUNDS = int(os.environ.get("LXP_CHAOS_RUNS", "3"))
 FIGURES = "lxp_figures"  # the user property the session summary prints
 SEED = int(os.environ.get("LXP_CHAOS_SEED", "20261202"))
 ROWS = 700

@@ -87,7 +87,8 @@ def test_pacer_rechecks_a_wait_longer_than_the_window_it_knows_of(
     pacer.acquire()
 
     waited = time.monotonic() - started
-    assert MIN_RECHECK_S <= waited < MIN_RECHECK_S + 1, waited
+    # a timed wait may wake a fraction of a millisecond early (0.9993 s once, under load)
+    assert MIN_RECHECK_S - 0.01 <= waited < MIN_RECHECK_S + 1, waited
     assert "longer than the 0.5s window the API announced" in caplog.text
 
 
