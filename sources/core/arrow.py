@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 # the root table's private column naming its batch (`arrow_children`; dropped before dlt writes)
 BATCH_COLUMN = "_lxp_batch"
 
-# dlt imports pandas lazily inside its incremental step; two resources doing that at once in
-# parallel threads hit "partially initialized module 'pandas'". Import it once, up front.
+# pyarrow imports pandas (where installed: BigQuery's extras bring it) on the first `pa.array`
+# of Python objects; two resources doing that at once in parallel threads hit "partially
+# initialized module 'pandas'". Import it once, up front.
 with contextlib.suppress(ImportError):
     import pandas  # noqa: F401
 
