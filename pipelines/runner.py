@@ -136,31 +136,12 @@ def pipeline_session(source_name: str, options: RunOptions) -> Iterator[Pipeline
         if leftovers.discard:
             recovery.discard(pipelines_dir / name)
         pipeline = open_pipeline(source_name, options, pipelines_dir)
-        with warehouse_kept_open(pipeline):
-            if leftovers.pending:
-                recovery.finish(pipeline)
-            if leftovers:
-                options.on_recovery(leftovers.line(source_name))
-            raise_if_stopped()
-            yield pipeline
-
-
-@contextmanager
-def warehouse_kept_open(pipeline: Pipeline) -> Iterator[None]:
-    """A DuckDB warehouse held open for the whole session.
-
-    dlt opens a client per load job and closes it after; the last connection to a DuckDB file
-    to close closes the database: it is checkpointed, and the next job opens and reads it again
-    (20-35 ms each at 100k rows, some 40 times a run). With one connection held, a job's
-    connection is a cursor on the open database, and the file is checkpointed as DuckDB's WAL
-    fills and once at the end. Nothing else changes: every job still commits as before, and
-    each job's client still sets its own memory limit.
-    """
-    if destination_kind(pipeline) != "duckdb":
-        yield
-        return
-    with pipeline.sql_client():
-        yield
+        if leftovers.pending:
+            recovery.finish(pipeline)
+        if leftovers:
+            options.on_recovery(leftovers.line(source_name))
+        raise_if_stopped()
+        yield pipeline
 
 
 def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:

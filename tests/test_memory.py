@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 import pyarrow as pa
 import pytest
 from dlt.common.data_writers.buffered import BufferedDataWriter
@@ -110,43 +109,6 @@ def test_within_the_limit_duckdb_loads_one_job_at_a_time_and_without_it_in_paral
     with pipeline.sql_client() as client:
         threads = client.execute_sql("SELECT current_setting('threads')")[0][0]
     assert threads == len(os.sched_getaffinity(0))  # DuckDB's default: one per core
-
-
-class _DatabaseOpens:
-    """How many times a DuckDB database was opened: connections that found no instance of it
-    open in the process (a fresh instance lacks the marker each counted one leaves on it)."""
-
-    MARKER = "SET GLOBAL explain_output = 'all'"  # changes nothing but EXPLAIN's output
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        connect = duckdb.connect
-
-        def counted(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
-            conn = connect(*args, **kwargs)
-            if conn.execute("SELECT current_setting('explain_output')").fetchone()[0] != "all":
-                self.count += 1
-                conn.execute(self.MARKER)
-            return conn
-
-        monkeypatch.setattr(duckdb, "connect", counted)
-
-
-def test_a_run_opens_its_duckdb_file_once_and_leaves_it_checkpointed(
-    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # dlt opens a client per load job; without a connection held for the run, each job opened
-    # the file again and closing it checkpointed it (some 40 times a run, 20-35 ms each)
-    opens = _DatabaseOpens(monkeypatch)
-    pipeline = sync("plusplus_rest", sandbox, workdir, resources=["users", "groups", "articles"])
-
-    jobs = pipeline.last_trace.last_load_info.load_packages[0].jobs["completed_jobs"]
-    assert len(jobs) >= 6
-    assert opens.count == 1
-    # closed at the end of the run: checkpointed, nothing left in the write-ahead log
-    assert not (workdir / "warehouse.duckdb.wal").exists()
-    with pipeline.sql_client() as client:
-        assert client.execute_sql("SELECT COUNT(*) FROM groups")[0][0] > 0
 
 
 def test_the_limit_is_a_setting_and_the_users_own_duckdb_setting_wins(
