@@ -8,7 +8,6 @@ change.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +27,11 @@ if TYPE_CHECKING:
 # the root table's private column naming its batch (`arrow_children`; dropped before dlt writes)
 BATCH_COLUMN = "_lxp_batch"
 
-# pyarrow imports pandas (where installed: BigQuery's extras bring it) on the first `pa.array`
-# of Python objects; two resources doing that at once in parallel threads hit "partially
-# initialized module 'pandas'". Import it once, up front.
-with contextlib.suppress(ImportError):
-    import pandas  # noqa: F401
+# pyarrow checks on its first `pa.array` of Python objects whether pandas is installed, and
+# imports it if so (BigQuery's extras bring it); two resources doing that at once in parallel
+# threads hit "partially initialized module 'pandas'". The check is made once, now (the command
+# has made it already, without pandas: `memory.pyarrow_without_pandas`).
+pa.array([])
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
