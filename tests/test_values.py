@@ -11,9 +11,16 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lxp_sync.sources.core.arrow import to_arrow
-from lxp_sync.sources.core.numbers import DecimalColumn, ValueOutOfRangeError, loads_exact
+from lxp_sync.sources.core.numbers import (
+    DecimalColumn,
+    ValueOutOfRangeError,
+    has_long_number,
+    loads_exact,
+)
 from lxp_sync.sources.core.timestamps import parse_iso, timestamp_array
 from lxp_sync_sandbox.server import SandboxProcess
 from tests import test_pitchly as pitchly
@@ -37,6 +44,92 @@ def test_json_numbers_keep_the_digits_of_their_text() -> None:
     assert body["e"] == Decimal("12345678.123456789012")
     # short numbers take orjson's path: a double prints back as its text
     assert loads_exact(b'{"x": 2304.5, "y": 7}') == {"x": 2304.5, "y": 7}
+
+
+# JSON numbers as an API writes them: a sign, digits, maybe a fraction, maybe an exponent
+_NUMBER_TEXTS = st.builds(
+    lambda sign, whole, fraction, exponent: f"{sign}{whole}{fraction}{exponent}",
+    st.sampled_from(["", "-"]),
+    st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,24}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,24}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"[eE][-+]?[1-9][0-9]?", fullmatch=True)),
+)
+# and at the edge of a double: 15 to 17 significant digits, a point among them
+_EDGE_TEXTS = st.integers(15, 17).flatmap(
+    lambda digits: st.builds(
+        lambda first, rest, point: f"{first}{rest[:point]}.{rest[point:]}",
+        st.sampled_from("123456789"),
+        st.text("0123456789", min_size=digits - 1, max_size=digits - 1),
+        st.integers(0, digits - 2),
+    )
+)
+
+
+@settings(max_examples=300)
+@given(
+    numbers=st.lists(_NUMBER_TEXTS | _EDGE_TEXTS, min_size=1, max_size=5), text=st.text(max_size=30)
+)
+def test_every_json_number_keeps_the_value_of_its_text(numbers: list[str], text: str) -> None:
+    # among strings, timestamps and other numbers, as in a page of records
+    document = {"s": text, "at": "2025-12-31T23:59:59.123Z", "n": [json_number(n) for n in numbers]}
+    body = loads_exact(render(document).encode())
+    for number, value in zip(numbers, body["n"], strict=True):
+        exact = Decimal(number)
+        if isinstance(value, float):
+            # orjson's double: exact only where the text's digits fit in one
+            assert Decimal(repr(value)) == exact, (number, value)
+        else:
+            assert Decimal(value) == exact, (number, value)
+
+
+# a page's bytes: runs of digits (points among them) between bytes that are neither
+_DIGIT_RUNS = st.lists(
+    st.tuples(
+        st.text("0123456789", min_size=1, max_size=20),
+        st.lists(st.booleans(), max_size=20),  # a point after the digit at that place
+        st.text(' "abT:-,{}eE+', min_size=1, max_size=3),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300)
+@given(runs=_DIGIT_RUNS)
+def test_the_check_for_long_numbers_finds_exactly_the_runs_of_16_digits(
+    runs: list[tuple[str, list[bool], str]],
+) -> None:
+    content, longest = "", 0
+    for digits, points, separator in runs:
+        run = "".join(
+            d + ("." if i < len(points) and points[i] and i < len(digits) - 1 else "")
+            for i, d in enumerate(digits)
+        )
+        content += run + separator
+        longest = max(longest, len(digits))
+    assert has_long_number(content.encode()) == (longest >= 16), content
+    # what it replaced, a regular expression, never finds one it misses
+    if re.search(rb"[0-9](?:\.?[0-9]){15}", content.encode()):
+        assert has_long_number(content.encode())
+
+
+def json_number(text: str) -> Any:
+    return _Raw(text)
+
+
+class _Raw(str):
+    """A number's text, written into a JSON document as it is."""
+
+
+def render(value: Any) -> str:
+    import json
+
+    if isinstance(value, _Raw):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {render(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(render(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def test_a_decimal_column_is_exact_rounds_past_18_places_and_refuses_overflow(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
@@ -22,9 +21,15 @@ from lxp_sync.sources.core.errors import LxpSyncError
 
 log = logging.getLogger("lxp_sync")
 
-# 16 or more digits in a row (a decimal point among them allowed): more than a double holds.
+# 16 or more digits in a row (decimal points among them allowed): more than a double holds.
 # Digits inside strings match too; that only costs the slower decoder, never a digit.
-_LONG_NUMBER = re.compile(rb"[0-9](?:\.?[0-9]){15}")
+LONG_DIGITS = 16
+# every digit as "0", every other byte as " ", points dropped: a run of 16 digits with points
+# among them (`[0-9](?:\.?[0-9]){15}`, and any run such a pattern finds) becomes 16 "0"s in a
+# row. Two C passes (`translate`, `in`): a regular expression took 6 times orjson's own time
+# on Pitchly's pages of 1,000 records (61 against 11 ms for 1.4 MB).
+_DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_RUN = b"0" * LONG_DIGITS
 
 # Decimal columns: 20 digits before the point (every 64-bit integer) and 18 after.
 DECIMAL_PRECISION = 38
@@ -34,9 +39,15 @@ _CONTEXT = Context(prec=DECIMAL_PRECISION + 40, rounding=ROUND_HALF_EVEN)
 
 def loads_exact(content: bytes) -> Any:
     """JSON with every number as exact as its text: ints as ints, long fractions as `Decimal`."""
-    if _LONG_NUMBER.search(content) is None:
+    if not has_long_number(content):
         return orjson.loads(content)
     return json.loads(content, parse_float=Decimal)
+
+
+def has_long_number(content: bytes) -> bool:
+    """Whether `content` may hold a number with more digits than a double keeps (it holds 16
+    digits in a row, points among them allowed)."""
+    return _RUN in content.translate(_DIGITS, b".")
 
 
 class ValueOutOfRangeError(LxpSyncError):
