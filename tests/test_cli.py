@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -35,6 +36,33 @@ def test_help_documents_every_command() -> None:
     run_help = lxp_sync("run", "--help").stdout
     for option in ("--resources", "--destination", "--dataset", "--full-refresh", "--smoke"):
         assert option in run_help
+
+
+def test_only_pitchlys_jwt_sign_in_imports_pyjwt() -> None:
+    # PyJWT brings `cryptography` (45 ms of every run's imports); only the JWT sign-in needs it.
+    # In a process of its own, so that no other test has imported it first.
+    script = textwrap.dedent(
+        """
+        import importlib.util
+        import sys
+
+        assert importlib.util.find_spec("jwt")  # installed, so its absence below means something
+        import lxp_sync.pipelines.cli, lxp_sync.sources.plusplus, lxp_sync.sources.pluvo
+        import lxp_sync.sources.pitchly
+        from lxp_sync.sources.core.auth import PitchlyJWTAuth
+
+        imported = "jwt" in sys.modules
+        token, _ = PitchlyJWTAuth("app-1", "a" * 32).fetch_token()
+        import jwt
+
+        claims = jwt.decode(token, "a" * 32, algorithms=["HS256"])
+        print(imported, claims["iss"])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False app-1"
 
 
 def test_run_loads_into_duckdb_and_status_shows_cursors(

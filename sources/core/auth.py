@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import orjson
 
 from lxp_sync.sources.core.errors import (
@@ -393,6 +392,9 @@ class PitchlyJWTAuth(RenewableTokenAuth):
         return claims
 
     def fetch_token(self) -> tuple[str, float]:
+        # imported here: PyJWT brings `cryptography` (45 ms), which only this sign-in needs
+        import jwt
+
         with warnings.catch_warnings():
             # the length of the secret is the vendor's choice, not the user's
             warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
