@@ -212,13 +212,12 @@ class ReadLedger:
         *,
         keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
         max_passes: int = MAX_PASSES,
-        yielded: KeySet | None = None,
     ) -> None:
         self.resource = resource
         self.key = key
         self.keep_repeat = keep_repeat
         self.max_passes = max_passes
-        self.yielded = KeySet() if yielded is None else yielded
+        self.yielded = KeySet()
         self.passes = 0
         self.in_pass = self.yielded
 
@@ -273,7 +272,6 @@ def numbered_pages(
     count_name: str = "total_count",
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     max_pages: int | None = None,
-    seen: KeySet | None = None,
     counted: Callable[[int], None] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every row of a page-number list once, checked against the count each page reports.
@@ -283,10 +281,9 @@ def numbered_pages(
     for it (`fetch` raises `PageAnomaly` for an answer without rows or count). Passes follow the
     module docstring: a pass whose count moved is read again from the page before the first page
     that reported another count, after a seam check against the pages accepted before.
-    `seen`: an empty set that receives the keys of the rows yielded; `counted` is told the
-    count of the read's first page.
+    `counted` is told the count of the read's first page.
     """
-    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
+    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat)
     progress = Progress(resource)
     # keys of the last pages read before any count moved: a page read again must meet them
     accepted: deque[set[Any]] = deque(maxlen=SEAM_PAGES)

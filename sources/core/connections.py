@@ -356,7 +356,6 @@ def connection_resource(
             filters=filters,
             max_pages=options.max_pages,
             keep_repeat=changed_since(cursor, datetime.now(UTC)),
-            seen=listing.fresh_read(),
         ):
             plan.counted(page.total)
             if page.nodes:

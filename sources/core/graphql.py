@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lxp_sync.sources.core.completeness import (
-    KeySet,
     PageAnomaly,
     ReadLedger,
     check_rows,
@@ -480,12 +479,11 @@ def relay_pages(
     max_pages: int | None = None,
     progress: Progress | None = None,
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
-    seen: KeySet | None = None,
     parent: Mapping[str, Any] | None = None,
 ) -> Iterator[RelayPage]:
     """Every row of a relay connection once, `first`/`after`, checked page by page and against
     the connection's count where it has one (see `completeness`); read again from the start
-    when the list moved during a pass. `seen`: an empty set that receives the keys yielded.
+    when the list moved during a pass.
     `parent`: the parent row of a connection inside a node (read through its route).
 
     A page size the API refuses is lowered to the limit the refusal names (`limits`) and the
@@ -496,7 +494,7 @@ def relay_pages(
         if parent is None:
             raise ValueError(f"{connection.path}: a connection inside a node needs its parent")
         filters[PARENT_VARIABLE] = connection.route.value(parent)
-    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat, yielded=seen)
+    ledger = ReadLedger(resource, key, keep_repeat=keep_repeat)
     progress = progress or Progress(resource)
     sizes = gql.page_sizes(page_size)
     label = f"{gql.source}.{connection.path}"

@@ -10,7 +10,7 @@ the cheapest full listing). The listing is read with every completeness check of
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dlt.sources import DltResource
@@ -25,7 +25,7 @@ LISTING_ATTRIBUTE = "lxp_key_listing"
 
 @dataclass
 class KeyListing:
-    """How to list one resource's keys at the source, and what its last read loaded."""
+    """How to list one resource's keys at the source."""
 
     resource: str  # `<source>.<resource>`, for messages
     key: str  # the key field, as the source names it
@@ -38,13 +38,6 @@ class KeyListing:
     hard_delete: bool = False
     # the HTTP client the listing uses (its `requests_sent` counts what a sweep costs)
     client: ApiClient | None = None
-    # keys the resource's last read in this process yielded (its de-duplication set)
-    loaded: KeySet = field(default_factory=KeySet)
-
-    def fresh_read(self) -> KeySet:
-        """A new set for the keys of a read that starts now."""
-        self.loaded = KeySet()
-        return self.loaded
 
     def table_name(self, source_state: Mapping[str, Any]) -> str | None:
         return self.table if isinstance(self.table, str) else self.table(source_state)

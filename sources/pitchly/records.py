@@ -35,7 +35,6 @@ import pyarrow.compute as pc
 from dlt.sources import DltResource
 
 from lxp_sync.sources.core.arrow import add_load_id, with_load_id
-from lxp_sync.sources.core.completeness import KeySet
 from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient, relay_pages
@@ -139,12 +138,10 @@ class TableRun:
         plan: TablePlan,
         options: RecordsOptions,
         name: str,
-        seen: KeySet | None = None,
         reads: ReadPlan | None = None,
     ) -> None:
         self.gql, self.connection, self.plan, self.options = gql, connection, plan, options
         self.name = name
-        self.seen = seen  # receives the ids of the records read
         self.reads = reads or ReadPlan()  # told the count of the first page
         self.resource = f"{gql.source}.{name}"
         self.state = table_state(plan.table_id)
@@ -232,7 +229,6 @@ class TableRun:
             page_size=self.options.page_size,
             filters={"tableId": self.plan.table_id, "filter": table_filter},
             max_pages=self.options.max_pages,
-            seen=self.seen,
         ):
             self.reads.counted(page.total)
             yield page.nodes
@@ -389,9 +385,8 @@ def records_resource(
 
     def read() -> Iterator[Any]:
         name = names.names()[plan.table_id]
-        seen = listing.fresh_read() if listing else None
         reads.total = None
-        yield from TableRun(gql, connection, plan, options, name, seen, reads).rows()
+        yield from TableRun(gql, connection, plan, options, name, reads).rows()
 
     resource = dlt.resource(
         read,

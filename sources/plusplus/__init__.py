@@ -159,7 +159,6 @@ def _rest_resource(
             params=params,
             max_pages=max_pages,
             started=datetime.now(UTC),
-            seen=listing.fresh_read(),
             counted=plan.counted,
             sizes=sizes,
         )

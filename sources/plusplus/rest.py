@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lxp_sync.sources.core.completeness import (
-    KeySet,
     NumberedPage,
     PageAnomaly,
     changed_since,
@@ -32,7 +31,6 @@ def read_pages(
     params: dict[str, Any] | None = None,
     max_pages: int | None = None,
     started: datetime | None = None,
-    seen: KeySet | None = None,
     counted: Callable[[int], None] | None = None,
     sizes: PageSizes | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
@@ -40,17 +38,16 @@ def read_pages(
 
     Page 1 gives the count, the other pages are fetched concurrently; a list that changes while
     it is read is read again where it moved (`sources/core/completeness.py`). `started`: when the
-    run began, for rows read twice whose cursor says they changed during the read. `seen`
-    receives the keys yielded; `counted`, the count of the first page. A `page_size` the API
-    refuses (a 400 on `page_size`) is lowered to the limit it names and remembered in `sizes` for
-    the source's other lists.
+    run began, for rows read twice whose cursor says they changed during the read; `counted` is
+    told the count of the first page. A `page_size` the API refuses (a 400 on `page_size`) is
+    lowered to the limit it names and remembered in `sizes` for the source's other lists.
     """
     sizes = sizes or PageSizes(page_size)
     label = resource.removesuffix(" keys")
     while True:
         size = min(page_size, sizes.size(label))
         pages = _read_pages(client, resource, endpoint, size, concurrency, params, max_pages,
-                            started, seen, counted)  # fmt: skip
+                            started, counted)  # fmt: skip
         try:
             first = next(pages, None)
         except RequestError as error:
@@ -73,7 +70,6 @@ def _read_pages(
     params: dict[str, Any] | None,
     max_pages: int | None,
     started: datetime | None,
-    seen: KeySet | None,
     counted: Callable[[int], None] | None,
 ) -> Iterator[list[dict[str, Any]]]:
     base_params = {**(params or {}), "page_size": page_size}
@@ -109,7 +105,6 @@ def _read_pages(
         concurrency=concurrency,
         keep_repeat=fresh,
         max_pages=max_pages,
-        seen=seen,
         counted=counted,
     )
 
