@@ -4,6 +4,7 @@ and progress lines."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -123,6 +124,7 @@ class Progress:
         self._tally = activity.current()
         self._started = time.monotonic()
         self._last = self._started
+        self.parts_lock = threading.Lock()  # for `part`s read at the same time
 
     def add(self, rows: int) -> None:
         self.pages += 1
@@ -147,3 +149,22 @@ class Progress:
     def done(self) -> None:
         self._tally.finish(self.resource)
         log.info("%s, done", self.line())
+
+    def part(self) -> Progress:
+        """The progress of one of several reads that make up this one (`slices`), read at the
+        same time: its pages count here; its count and its end are this read's to say."""
+        return _Part(self)
+
+
+class _Part(Progress):
+    def __init__(self, whole: Progress) -> None:
+        self.whole = whole
+        self.total = whole.total if whole.total is not None else 0
+        self.passes = 1
+
+    def add(self, rows: int) -> None:
+        with self.whole.parts_lock:
+            self.whole.add(rows)
+
+    def done(self) -> None:
+        pass

@@ -62,6 +62,7 @@ def pitchly_source(
     max_retries: int = 5,
     timeout_s: float = 60.0,
     max_pages: int | None = None,
+    windows: int = 4,
     allow_insecure_http: bool = False,
 ) -> Discovery:
     """The `workspaces`, `tables` and `fields` of the organization, and one resource per table.
@@ -97,7 +98,10 @@ def pitchly_source(
         allow_insecure_http=allow_insecure_http,
     )
     options = RecordsOptions(
-        page_size=max(1, min(page_size, MAX_PAGE_SIZE)), max_pages=max_pages, arrow=arrow
+        page_size=max(1, min(page_size, MAX_PAGE_SIZE)),
+        max_pages=max_pages,
+        arrow=arrow,
+        windows=max(1, windows),
     )
 
     def make() -> Iterator[DltResource]:
