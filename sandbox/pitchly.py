@@ -100,7 +100,10 @@ Sandbox endpoints:
   `fast_path` (false runs every query through graphql-core's executor, for tests),
   `reference_form` ("space" | "pipe", above), `odd_timestamps` (every API: `base.py`),
   `offset_cursors` (true: cursors are graphene's `arrayconnection:<offset>` instead of the
-  record's place, so a record deleted before the cursor shifts every later one up by one).
+  record's place, so a record deleted before the cursor shifts every later one up by one),
+  `created_at_filter` ("applied", the default; "ignored": a condition on a Created At field lets
+  every record through; "refused": it is `BAD_USER_INPUT`; the document lists no operators for
+  dates, so an API may do either).
 - Request log: `{"root_fields": [names], "args": {root field name: its coerced arguments},
   "executor": "compiled" | "graphql-core"}` for GraphQL, `{"grant_type": ...}` for the token
   endpoint.
@@ -383,6 +386,7 @@ class PitchlyApi(Api):
             "reference_form",
             "odd_timestamps",
             "offset_cursors",
+            "created_at_filter",
         }
         if unknown:
             raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}")
@@ -402,7 +406,12 @@ class PitchlyApi(Api):
             self.org.set_reference_form(str(spec["reference_form"]))
         if "offset_cursors" in spec:
             self.graphql.offset_cursors = bool(spec["offset_cursors"])
+        if "created_at_filter" in spec:
+            if spec["created_at_filter"] not in ("applied", "ignored", "refused"):
+                raise ValueError(f"{self.name}: created_at_filter: applied, ignored or refused")
+            self.org.created_at_filter = str(spec["created_at_filter"])
         return {
+            "created_at_filter": self.org.created_at_filter,
             "reference_form": self.org.reference_form,
             "token_lifetime_s": self.auth.lifetime_s,
             "fast_path": self.graphql.fast_path,

@@ -542,6 +542,9 @@ class Organization:
         self.rows, self.seed = rows, seed
         self.version = 0
         self.reference_form = "space"
+        # how a condition on Created At is served: "applied", "ignored" (every record passes)
+        # or "refused" (`BAD_USER_INPUT`), for APIs that do not filter on that system field
+        self.created_at_filter = "applied"
         self.workspaces: list[Workspace] = []
         self.tables: dict[str, Table] = {}
         self._mutations = 0

@@ -152,6 +152,10 @@ def _condition(item: dict[str, Any], table: Table) -> Predicate:
         raise FilterError("Reference subfield filters cannot follow a reference of a reference.")
     if len(path) == 1:
         f = _field(table, path[0])
+        if f.type == CREATED_AT and table.org.created_at_filter != "applied":
+            if table.org.created_at_filter == "refused":
+                raise FilterError(f"Field {f.id} (Created At) cannot be filtered on.")
+            return lambda rec: True
         test = _value_test(table, f, operator, right)
         get = _getter(table, f)
         return lambda rec: test(get(rec))

@@ -318,7 +318,7 @@ class PitchlyGraphQL:
         if predicate is None:
             return table.ordered()
         filter_cache, _ = table.caches()
-        key = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+        key = orjson.dumps([spec, table.org.created_at_filter], option=orjson.OPT_SORT_KEYS)
         hit = filter_cache.get(key)
         if hit is None:
             rows = [rec for rec in table.ordered()[0] if predicate(rec)]

@@ -159,7 +159,7 @@ def change_rows(source: str, sandbox: SandboxProcess, rng: random.Random) -> Non
 
 def chaos_env(source: str, sandbox: SandboxProcess, workdir: Path) -> dict[str, str]:
     prefix = f"SOURCES__{source.upper()}__"
-    page_size = {"plusplus_rest": 50, "plusplus_graphql": 60, "pluvo": 25, "pitchly": 100}[source]
+    page_size = {"plusplus_rest": 50, "plusplus_graphql": 60, "pluvo": 25, "pitchly": 25}[source]
     return {
         **source_env(source, sandbox, workdir),
         f"{prefix}RECONCILE_EVERY": "1",
