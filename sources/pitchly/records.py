@@ -10,6 +10,9 @@ Each run of a table is one of two kinds, decided before anything is read:
 - **incremental**: only records whose Updated At is at or after the cursor are read (a
   server-side filter, or client-side if the API refuses it) and merged on the record id.
 
+A full read of a large table with a Created At field is split into Created At windows read at
+once (`TableRun.windows`, `core/slices.py`), where the windows' counts add up to the table's.
+
 The count check: with a Created At field and a `totalCount`, a table should now hold the records
 it held after the last run plus those created since; any other count means records were deleted
 (or left the filter), and the run is a full one.
