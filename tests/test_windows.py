@@ -189,3 +189,16 @@ def test_records_added_and_deleted_while_windows_are_read_cost_no_row(
     # what came or went behind a window's reader is settled by the next run (as for one read)
     pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
     assert_table_equals_truth(sandbox, pipeline, workdir, table, "sales__deals")
+
+
+@pytest.mark.parametrize("kind", ["no_data", "null_edge", "null_node", "no_count", "empty"])
+def test_an_odd_answer_to_the_first_request_reads_the_table_in_one_pass(
+    fresh_sandbox: SandboxProcess, workdir: Path, kind: str
+) -> None:
+    sandbox = fresh_sandbox
+    sandbox.fault(api=API, kind=kind, count=1, body_contains="LxpOldest")
+    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
+
+    assert_table_equals_truth(sandbox, pipeline, workdir, deals(sandbox), "sales__deals")
+    # without the fault the table is read in 4 windows (the test above)
+    assert not any(map(created_conditions, records_filters(sandbox, deals(sandbox))))

@@ -213,13 +213,10 @@ class TableRun:
             if exc.code == BAD_INPUT:
                 return None
             raise
-        found = data.get(self.connection.name) or {}
-        created = None
-        for edge in found.get("edges") or []:
-            for entry in (edge.get("node") or {}).get("fields") or []:
-                if entry.get("fieldId") == self.plan.created[0]:
-                    created = moment((entry.get("value") or {}).get("val"))
-        return int(found.get(count_field) or 0), created
+        found = data.get(self.connection.name)
+        if not isinstance(found, dict) or not isinstance(found.get(count_field), int):
+            return None  # an answer the read itself will check and name
+        return found[count_field], _created(found.get("edges"), self.plan.created[0])
 
     def windows(self) -> list[dict[str, Any]] | None:
         """The filters of the Created At windows a full read is split into (`slices`), or None
@@ -443,6 +440,18 @@ class TableRun:
 
 # what a table's run leaves for the next, in its resource's state
 RUN_STATE = ("layout", "filter", "total", "max_created", "cursor")
+
+
+def _created(edges: Any, field_id: str) -> datetime | None:
+    """The Created At of the first record of a page's `edges` (None if it has none)."""
+    for edge in edges if isinstance(edges, list) else []:
+        node = edge.get("node") if isinstance(edge, dict) else None
+        fields = node.get("fields") if isinstance(node, dict) else None
+        for entry in fields if isinstance(fields, list) else []:
+            if isinstance(entry, dict) and entry.get("fieldId") == field_id:
+                value = entry.get("value")
+                return moment(value.get("val")) if isinstance(value, dict) else None
+    return None
 
 
 def table_state(table_id: str) -> dict[str, Any]:
