@@ -480,11 +480,14 @@ def relay_pages(
     progress: Progress | None = None,
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     parent: Mapping[str, Any] | None = None,
+    read_ahead: bool = True,
 ) -> Iterator[RelayPage]:
     """Every row of a relay connection once, `first`/`after`, checked page by page and against
     the connection's count where it has one (see `completeness`); read again from the start
     when the list moved during a pass.
     `parent`: the parent row of a connection inside a node (read through its route).
+    `read_ahead` False: no page is asked for before its turn (a read among others at once,
+    `slices`, which keeps as few pages in memory as it can).
 
     A page size the API refuses is lowered to the limit the refusal names (`limits`) and the
     page asked for again; the size is remembered for the run."""
@@ -546,7 +549,7 @@ def relay_pages(
                     if progress.total is None:
                         progress.total = got.total
                 last = max_pages is not None and page >= max_pages
-                if got.has_next and not last:
+                if got.has_next and not last and read_ahead:
                     _ask_ahead(ahead, page, got, state, max_pages)
                 rows, _ = ledger.take(got.nodes)
                 progress.add(len(got.nodes))

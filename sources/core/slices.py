@@ -62,14 +62,15 @@ class _Done:
 def read_together(reads: Sequence[Callable[[], Iterable[T]]], name: str) -> Iterator[T]:
     """The items of every read in `reads`, each read in a thread of its own, as they come.
 
-    At most two items per read wait to be taken, so a fast read does not pile up in memory. The
+    One item waits to be taken, and each read holds at most the one it is handing on, so that
+    reading at once keeps few pages in memory (a page of records decoded can be 10 MB). The
     first read that fails ends the others (each stops at its next item) and its error is raised
     here; so does a read stopped by the user. Closing the iterator stops every read too.
     """
     if len(reads) == 1:
         yield from reads[0]()
         return
-    waiting: queue.Queue[T | _Done] = queue.Queue(maxsize=2 * len(reads))
+    waiting: queue.Queue[T | _Done] = queue.Queue(maxsize=1)
     ended = threading.Event()
 
     def put(item: T | _Done) -> bool:

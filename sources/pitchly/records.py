@@ -319,6 +319,8 @@ class TableRun:
     def pages(
         self, table_filter: dict[str, Any] | None, progress: Progress | None = None
     ) -> Iterator[list[dict[str, Any]]]:
+        """The records matching `table_filter`, page by page; with `progress` (a window's: see
+        `full_pages`), without asking for pages ahead, as the windows read at once already."""
         for page in relay_pages(
             self.gql,
             self.connection,
@@ -329,6 +331,7 @@ class TableRun:
             filters={"tableId": self.plan.table_id, "filter": table_filter},
             max_pages=self.options.max_pages,
             progress=progress,
+            read_ahead=progress is None,
         ):
             self.reads.counted(page.total)
             yield page.nodes
