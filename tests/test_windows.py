@@ -19,12 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lxp_sync.sources.core.slices import (
-    read_together,
-    time_windows,
-    window_count,
-    window_page_size,
-)
+from lxp_sync.sources.core.slices import read_together, time_windows, window_count
 from lxp_sync.sources.pitchly.records import window_conditions
 from lxp_sync_sandbox.pitchly_filter import _date_test
 from lxp_sync_sandbox.server import SandboxProcess
@@ -38,7 +33,7 @@ from tests.test_pitchly import (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-PAGE_SIZE = 20  # Deals (1,200 records of 3,000): 4 windows of about 30 pages of 10
+PAGE_SIZE = 20  # Deals (1,200 records of 3,000) makes 4 windows of about 15 pages
 
 
 def ms(moment: datetime) -> int:
@@ -136,10 +131,9 @@ def test_a_large_table_is_read_in_windows_at_once_every_page_once_and_equals_the
     assert filters[0] is None and not windows[0], "the first request: a record and the count"
     windows = windows[1:]
     assert len({tuple(w) for w in windows}) == 4 and all(windows)
-    # every page once (half pages: `window_page_size`): each window's full pages, then one
-    # short page (or none)
+    # every page once: each window's full pages, then one short page (or none)
     truth = len(sandbox.truth(API, f"records:{deals(sandbox)}"))
-    assert len(windows) <= truth // window_page_size(PAGE_SIZE) + 4
+    assert len(windows) <= truth // PAGE_SIZE + 4
     # read at once: the windows' pages interleave in the order the API received them
     order = [tuple(w) for w in windows]
     switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)

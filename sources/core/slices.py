@@ -32,14 +32,6 @@ MIN_WINDOW_PAGES = 5
 Window = tuple[datetime | None, datetime | None]  # [start, end); None: open on that side
 
 
-def window_page_size(page_size: int) -> int:
-    """The page size of each window's read: half the read's. With `read_together` holding about
-    one page per window and two more, four windows of half pages keep about as many records in
-    memory as one read with a page asked ahead, and take half its round trips one after the
-    other (a page of records decoded can be 10 MB)."""
-    return max(1, page_size // 2)
-
-
 def window_count(total: int, page_size: int, most: int) -> int:
     """How many windows a read of `total` rows, `page_size` a page, is split into (1: none)."""
     return max(1, min(most, total // max(1, page_size * MIN_WINDOW_PAGES)))

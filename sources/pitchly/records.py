@@ -43,13 +43,7 @@ from lxp_sync.sources.core.discovery import ReadPlan, with_read_plan
 from lxp_sync.sources.core.errors import ConfigurationError, GraphQLQueryError
 from lxp_sync.sources.core.graphql import Connection, GraphQLClient, relay_pages
 from lxp_sync.sources.core.paging import Progress
-from lxp_sync.sources.core.slices import (
-    Window,
-    read_together,
-    time_windows,
-    window_count,
-    window_page_size,
-)
+from lxp_sync.sources.core.slices import Window, read_together, time_windows, window_count
 from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
 from lxp_sync.sources.pitchly.naming import (
     Column,
@@ -176,7 +170,6 @@ class TableRun:
         self.newest_created: datetime | None = None
         self.client_side_since: datetime | None = None  # the API refused the Updated At filter
         self.window_total = 0  # the records counted when a full read was split in windows
-        self.window_page_size = options.page_size
 
     def count(self, table_filter: dict[str, Any] | None) -> int | None:
         """Records matching `table_filter` (None: the API cannot count them)."""
@@ -237,8 +230,7 @@ class TableRun:
         if probed is None or probed[1] is None:
             return None
         total, oldest = probed
-        size = window_page_size(options.page_size)
-        count = window_count(total, size, options.windows)
+        count = window_count(total, options.page_size, options.windows)
         if count <= 1:
             return None
         spans = time_windows(oldest, self.started, count)
@@ -259,7 +251,6 @@ class TableRun:
             return None
         self.reads.counted(total)
         self.window_total = total
-        self.window_page_size = size
         return filters
 
     def full_pages(self) -> Iterator[list[dict[str, Any]]]:
@@ -336,7 +327,7 @@ class TableRun:
             RECORD_SELECTION,
             resource=self.resource,
             key=PRIMARY_KEY,
-            page_size=self.options.page_size if progress is None else self.window_page_size,
+            page_size=self.options.page_size,
             filters={"tableId": self.plan.table_id, "filter": table_filter},
             max_pages=self.options.max_pages,
             progress=progress,
