@@ -168,6 +168,8 @@ def chaos_env(source: str, sandbox: SandboxProcess, workdir: Path) -> dict[str, 
         f"{prefix}TIMEOUT_S": "2",
         f"{prefix}MAX_RETRIES": "3",
         f"{prefix}PAGE_SIZE": str(page_size),
+        # Pitchly: full reads of its larger tables in Created At windows read at once
+        **({f"{prefix}WINDOWS": "4"} if source == "pitchly" else {}),
     }
 
 

@@ -59,8 +59,7 @@ class Target:
         if self.source == "plusplus_graphql":
             # offset cursors: the pages after the first are requested at once, in no set order
             return {"body_contains": page_cursor(2, self.page_size)}
-        # Pitchly: after the request for the first record and the count (`TableRun.windows`)
-        return {"body_contains": self.marker(sandbox), "skip": 2 if self.source == "pitchly" else 1}
+        return {"body_contains": self.marker(sandbox), "skip": 1}
 
     def marker(self, sandbox: SandboxProcess) -> str:
         """Text only the resource's page requests carry."""

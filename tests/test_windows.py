@@ -121,7 +121,7 @@ def test_a_large_table_is_read_in_windows_at_once_every_page_once_and_equals_the
 ) -> None:
     sandbox.clear_requests()
     caplog.set_level("INFO", logger="lxp_sync")
-    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE)
+    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, windows=4)
 
     tables = tables_by_name(sandbox)
     for name, table in TABLES.items():
@@ -141,9 +141,9 @@ def test_a_large_table_is_read_in_windows_at_once_every_page_once_and_equals_the
     assert "pitchly.sales__deals: reading 1200 records in 4 Created At windows" in caplog.text
 
 
-def test_windows_1_reads_in_one_pass(sandbox: SandboxProcess, workdir: Path) -> None:
+def test_windows_1_the_default_reads_in_one_pass(sandbox: SandboxProcess, workdir: Path) -> None:
     sandbox.clear_requests()
-    sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, windows=1, resources=["sales__deals"])
+    sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
     filters = records_filters(sandbox, deals(sandbox))
     assert filters == [None] * len(filters) and len(filters) >= 1200 // PAGE_SIZE
 
@@ -155,7 +155,9 @@ def test_an_api_that_ignores_or_refuses_created_at_filters_gets_one_read_and_not
     sandbox = fresh_sandbox
     sandbox.configure(api=API, created_at_filter=served)
     caplog.set_level("INFO", logger="lxp_sync")
-    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
+    pipeline = sync(
+        "pitchly", sandbox, workdir, page_size=PAGE_SIZE, windows=4, resources=["sales__deals"]
+    )
 
     assert_table_equals_truth(sandbox, pipeline, workdir, deals(sandbox), "sales__deals")
     assert not any(map(created_conditions, records_filters(sandbox, deals(sandbox))))
@@ -177,7 +179,9 @@ def test_records_added_and_deleted_while_windows_are_read_cost_no_row(
             skip=skip,
             mutation={"entity": f"records:{table}", **change},
         )
-    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
+    pipeline = sync(
+        "pitchly", sandbox, workdir, page_size=PAGE_SIZE, windows=4, resources=["sales__deals"]
+    )
 
     after = {r["id"] for r in sandbox.truth(API, f"records:{table}")}
     assert len(before - after) == 8 and len(after - before) == 4, "the faults did not all fire"
@@ -187,7 +191,9 @@ def test_records_added_and_deleted_while_windows_are_read_cost_no_row(
     assert before & after <= set(loaded), "a record there all along was not loaded"
     assert not set(loaded) - (before | after)
     # what came or went behind a window's reader is settled by the next run (as for one read)
-    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
+    pipeline = sync(
+        "pitchly", sandbox, workdir, page_size=PAGE_SIZE, windows=4, resources=["sales__deals"]
+    )
     assert_table_equals_truth(sandbox, pipeline, workdir, table, "sales__deals")
 
 
@@ -197,7 +203,9 @@ def test_an_odd_answer_to_the_first_request_reads_the_table_in_one_pass(
 ) -> None:
     sandbox = fresh_sandbox
     sandbox.fault(api=API, kind=kind, count=1, body_contains="LxpOldest")
-    pipeline = sync("pitchly", sandbox, workdir, page_size=PAGE_SIZE, resources=["sales__deals"])
+    pipeline = sync(
+        "pitchly", sandbox, workdir, page_size=PAGE_SIZE, windows=4, resources=["sales__deals"]
+    )
 
     assert_table_equals_truth(sandbox, pipeline, workdir, deals(sandbox), "sales__deals")
     # without the fault the table is read in 4 windows (the test above)

@@ -62,7 +62,7 @@ def pitchly_source(
     max_retries: int = 5,
     timeout_s: float = 60.0,
     max_pages: int | None = None,
-    windows: int = 4,
+    windows: int = 1,
     allow_insecure_http: bool = False,
 ) -> Discovery:
     """The `workspaces`, `tables` and `fields` of the organization, and one resource per table.

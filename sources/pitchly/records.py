@@ -141,7 +141,7 @@ class RecordsOptions:
     max_pages: int | None = None
     arrow: bool = True  # hand dlt Arrow tables (fast); False: lists of rows (for BigQuery)
     # a full read of a large table: Created At windows read at once, at most (1: one read)
-    windows: int = 4
+    windows: int = 1
 
 
 class TableRun:
