@@ -5,7 +5,8 @@ graphql-core. `configure({"spec": {...}})` (`/_sandbox/config` with `"api": "gen
 replaces the schema and its rows; the spec is JSON:
 
 - `types`: type name -> list of fields, each `{"name", "kind", ...}`: `kind` "scalar" with
-  `type` (`Int`, `Float`, `String`, `Boolean`, `ID`, `DateTime`, or an enum's name), `list`
+  `type` (`Int`, `Float`, `String`, `Boolean`, `ID`, `DateTime`, `Decimal` (its text, as
+  graphene sends it), or an enum's name), `list`
   (a list of those), `non_null`, `deprecated` (`GenericScalar`: any JSON value); "object" with
   `target` (a type: a nested object, the value is the target row's `pk`; with `list`, a list
   of them, the value a list of `pk`s); "connection" with `target` (a relay connection
@@ -60,7 +61,7 @@ from lxp_sync_sandbox.plusplus_graphql_schema import (
 API_TOKEN = "generated-token"
 
 # graphene's scalars, as the PlusPlus variant defines them (a DateTime is sent as the text given)
-SCALARS = {name: GRAPHENE_SCALARS[name] for name in ("Int", "Float", "String", "Boolean", "ID", "DateTime", "GenericScalar")}  # fmt: skip
+SCALARS = {name: GRAPHENE_SCALARS[name] for name in ("Int", "Float", "String", "Boolean", "ID", "DateTime", "Decimal", "GenericScalar")}  # fmt: skip
 EMPTY_SPEC: dict[str, Any] = {"types": {}, "roots": {}, "rows": {}, "enums": {}}
 
 

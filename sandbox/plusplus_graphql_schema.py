@@ -138,6 +138,13 @@ JSON_STRING = GraphQLScalarType(
     "Use of this type is *not recommended* as you lose the benefits of having a defined, static\n"
     "schema (one of the key benefits of GraphQL).",
 )
+# graphene's Decimal: the number as text (`str(Decimal)`), every digit (django's DecimalField)
+DECIMAL = GraphQLScalarType(
+    "Decimal",
+    serialize=lambda value: str(value),
+    parse_value=lambda value: str(value),
+    description="The `Decimal` scalar type represents a python Decimal.",
+)
 
 _SCALARS: dict[str, GraphQLScalarType] = {
     "Int": GraphQLInt,
@@ -149,6 +156,7 @@ _SCALARS: dict[str, GraphQLScalarType] = {
     "Date": DATE,
     "GenericScalar": GENERIC,
     "JSONString": JSON_STRING,
+    "Decimal": DECIMAL,
 }
 
 # -- row accessors (shared by graphql-core resolvers and compiled projections) ---------------------

@@ -17,22 +17,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.pipeline.exceptions import PipelineStepFailed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lxp_sync.pipelines.errors import explain
 from lxp_sync.sources.core.connections import table_name
 from lxp_sync.sources.core.names import response_keys
 from lxp_sync.sources.plusplus import plusplus_graphql_source
 from lxp_sync_sandbox.generated import API_TOKEN
 from lxp_sync_sandbox.server import SandboxProcess
-from tests.helpers import sync
+from tests.helpers import arrow_tables, sync
 from tests.support.warehouse import Warehouse
 
 API = "generated"
@@ -40,7 +44,7 @@ RESERVED = ("select", "from", "where", "order", "group", "table", "user", "limit
             "desc", "primary", "key", "default", "check", "column", "end", "case", "null",
             "true", "false", "index", "values", "time", "date", "timestamp", "window", "all",
             "union", "join", "value", "type", "count", "position", "natural")  # fmt: skip
-SCALARS = ("Int", "Float", "String", "Boolean", "ID", "DateTime")
+SCALARS = ("Int", "Float", "String", "Boolean", "ID", "DateTime", "Decimal")
 # names the generator keeps for itself or that dlt reserves
 TAKEN = {"pk", "id", "_parent_pk"}
 
@@ -89,6 +93,11 @@ floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
     [0.0, -0.0, 5e-324, 1.7976931348623157e308, -1.7976931348623157e308, 2.0**53 + 2]
 )
 int32 = st.integers(-(2**31), 2**31 - 1) | st.sampled_from([-(2**31), 2**31 - 1, 0])
+# graphene's Decimal: `str(Decimal)`, exponents included; what `decimal(38,9)` holds
+BIGGEST = "99999999999999999999999999999.999999999"
+decimal_texts = st.integers(0, 9).flatmap(
+    lambda places: st.decimals(-(10**29) + 1, 10**29 - 1, places=places)
+).map(str) | st.sampled_from(["1E+3", "-0", "0E-9", "123.4500", "-0.000000001", BIGGEST])
 moments = st.datetimes(min_value=datetime(1901, 1, 2), max_value=datetime(2199, 12, 30)).map(
     lambda d: d.replace(tzinfo=UTC)
 )
@@ -137,6 +146,9 @@ def scalar_value(draw: st.DrawFn, scalar: str, enums: dict[str, list[str]]) -> t
         return value, value
     if scalar == "DateTime":
         return draw(timestamp())
+    if scalar == "Decimal":
+        text = draw(decimal_texts)
+        return text, Decimal(text)
     if scalar in enums:
         value = draw(st.sampled_from(enums[scalar]))
         return value, value
@@ -593,3 +605,83 @@ def test_a_nested_object_with_a_name_longer_than_63_bytes(
 ) -> None:
     pipeline = sync_generated(generator_sandbox, destination, FOUND_LONG, page_size=100)
     assert_loaded_equals_generated(destination, pipeline, FOUND_LONG)
+
+
+# -- GraphQL Decimal: exact, from Arrow as from rows, or a failure in one line -----------------
+
+
+def decimal_spec(amounts: list[Any]) -> dict[str, Any]:
+    """`things` with a Decimal (from Arrow), `lists` with a list of them (a child table: rows)."""
+    return {
+        "types": {
+            "T0": [{"name": "amount", "kind": "scalar", "type": "Decimal"}],
+            "T1": [{"name": "amounts", "kind": "scalar", "type": "Decimal", "list": True}],
+        },
+        "enums": {},
+        "roots": {"things": "T0", "lists": "T1"},
+        "rows": {
+            "T0": [{"pk": pk, "amount": a} for pk, a in enumerate(amounts, start=1)],
+            "T1": [
+                {"pk": pk, "amounts": [a] if a is not None else []}
+                for pk, a in enumerate(amounts, start=1)
+            ],
+        },
+        "page_limit": 100,
+    }
+
+
+def sync_decimals(
+    sandbox: SandboxProcess, workdir: Path, amounts: list[Any], *, arrow: bool
+) -> Any:
+    sandbox.configure(api=API, spec=decimal_spec(amounts))
+    source = plusplus_graphql_source(
+        base_url=f"{sandbox.url}/{API}/graphql", api_token=API_TOKEN, page_size=3, arrow=arrow
+    )
+    return sync("plusplus_graphql", sandbox, workdir / f"arrow-{arrow}", source=source)
+
+
+EDGE_DECIMALS = [BIGGEST, f"-{BIGGEST}", "-0.000000001", "1E+3", "0E-9", "12.50", None, 7]
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
+def test_decimals_load_exactly_as_decimal_38_9_from_arrow_as_from_rows(
+    generator_sandbox: SandboxProcess, workdir: Path, arrow: bool
+) -> None:
+    pipeline = sync_decimals(generator_sandbox, workdir, EDGE_DECIMALS, arrow=arrow)
+
+    assert ("things" in arrow_tables(pipeline)) is arrow
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql("SELECT pk, amount, typeof(amount) FROM things ORDER BY pk")
+        values = client.execute_sql("SELECT value FROM lists__amounts")
+    expected = [None if a is None else Decimal(str(a)) for a in EDGE_DECIMALS]
+    assert [r[1] for r in rows] == expected
+    assert {r[2] for r in rows} == {"DECIMAL(38,9)"}
+    assert sorted(v[0] for v in values) == sorted(e for e in expected if e is not None)
+    column = pipeline.default_schema.get_table_columns("things")["amount"]
+    assert (column["data_type"], column.get("precision"), column.get("scale")) == (
+        "decimal",
+        38,
+        9,
+    )
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
+@pytest.mark.parametrize(
+    ("amount", "says"),
+    [
+        ("0.1234567891", "has more than 9 decimal places"),
+        ("1" + "0" * 29, "has more than 29 digits before the decimal point"),
+        ("NaN", "is not a finite number"),
+        ("twelve", "is not a decimal number"),
+    ],
+)
+def test_a_decimal_the_column_cannot_hold_fails_in_one_line_and_loads_nothing(
+    generator_sandbox: SandboxProcess, workdir: Path, arrow: bool, amount: str, says: str
+) -> None:
+    with pytest.raises(PipelineStepFailed) as failure:
+        sync_decimals(generator_sandbox, workdir, ["1.5", amount, "2"], arrow=arrow)
+    line, code = explain(failure.value, "plusplus_graphql")
+    assert code == 1 and "\n" not in line, line
+    # whichever table's read met it first: the Decimal (Arrow or rows) or the list (rows)
+    assert line.startswith(("plusplus_graphql.things: ", "plusplus_graphql.lists: ")), line
+    assert says in line and re.search(r"column amounts? \(record 2\)", line), line

@@ -1,9 +1,9 @@
 """PlusPlus GraphQL, Pluvo and PlusPlus REST hand dlt Arrow tables where the table is the same
 either way.
 
-A table without Decimal or custom scalar fields goes to dlt as Arrow tables, its child tables
-(lists, connections inside its nodes) and JSON fields included (README: "Arrow"); the others
-keep dlt's row path. Both paths must give the same tables: the
+A table without custom scalar fields (`Decimal` aside) goes to dlt as Arrow tables, its child
+tables (lists, connections inside its nodes) and JSON fields included (README: "Arrow"); the
+others keep dlt's row path. Both paths must give the same tables: the
 same columns with the same types and NULL-ability, the same values, `_dlt_id` and
 `_dlt_load_id` on every row. A warehouse loaded by the row path (an earlier version, or
 `arrow = false`) goes on under Arrow, and back, without a schema error, a lost or a doubled row.

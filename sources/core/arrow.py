@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema.utils import dlt_id_column, dlt_load_id_column
 
+from lxp_sync.sources.core.numbers import DECIMAL_PRECISION, GRAPHQL_DECIMAL_SCALE
 from lxp_sync.sources.core.timestamps import timestamp_array
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "double": pa.float64(),
     "timestamp": pa.timestamp("us", tz="UTC"),
     "date": pa.date32(),
+    # a GraphQL Decimal's: the values come fitted to its scale (`connections.node_shape`)
+    "decimal": pa.decimal128(DECIMAL_PRECISION, GRAPHQL_DECIMAL_SCALE),
 }
 # dates: parsed from their ISO-8601 text by Arrow, in one vectorized cast (timestamps: below)
 _PARSED = {"date"}

@@ -43,6 +43,7 @@ from lxp_sync.sources.core.nested import (
     complete_nested,
     nested_connections,
 )
+from lxp_sync.sources.core.numbers import GRAPHQL_DECIMAL_SCALE, DecimalColumn, decimal_hint
 from lxp_sync.sources.core.paging import iso_text, parse_datetimes
 from lxp_sync.sources.core.sweep import KeyListing, relay_key_listing, with_listing
 
@@ -67,13 +68,16 @@ SCALAR_TYPES = {
 FREE_FORM_SCALARS = frozenset({"GenericScalar", "JSON", "JSONString"})
 JSON_TEXT_SCALARS = frozenset({"JSONString"})
 # Scalars whose every value the Arrow builder types as dlt's row path does (enums too), alone or
-# in a list (a child table of `value`s). A free-form (JSON) field of a root table does too
-# (`arrow_json`: its lone values typed value by value with dlt's own functions). A table with
-# any other field keeps the row path (README: "Arrow"): a Decimal or another custom scalar is
-# typed by what dlt infers from the values; a list of lists becomes dlt's intermediate table of
-# `list` rows; a list of free-form values, or a free-form field of a connection's nodes inside
-# a node, is not built from Arrow.
-ARROW_SCALARS = frozenset(SCALAR_TYPES) - {"Decimal"}
+# in a list (a child table of `value`s; a Decimal alone only). A free-form (JSON) field of a root
+# table does too (`arrow_json`: its lone values typed value by value with dlt's own functions).
+# A table with any other field keeps the row path (README: "Arrow"): a custom scalar is typed by
+# what dlt infers from the values; a list of lists becomes dlt's intermediate table of `list`
+# rows; a list of free-form values, or a free-form field of a connection's nodes inside a node,
+# is not built from Arrow.
+ARROW_SCALARS = frozenset(SCALAR_TYPES)
+# Decimal: `decimal(38,9)` (`numbers.GRAPHQL_DECIMAL_SCALE`), its texts parsed exactly on both
+# paths (`node_shape`)
+DECIMAL = "Decimal"
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,18 @@ def column_hints(
             data_type = "text" if enum else None
         if data_type is None:
             continue  # other custom scalars: let dlt infer
-        hint: dict[str, Any] = {"data_type": data_type, "nullable": True}
-        if data_type == "timestamp":
-            hint["timezone"] = True
-        hints[name] = hint
+        hints[name] = _hint(data_type)
     return hints
+
+
+def _hint(data_type: str) -> dict[str, Any]:
+    """The column hint of a scalar's dlt data type."""
+    if data_type == "decimal":
+        return decimal_hint(GRAPHQL_DECIMAL_SCALE)
+    hint: dict[str, Any] = {"data_type": data_type, "nullable": True}
+    if data_type == "timestamp":
+        hint["timezone"] = True
+    return hint
 
 
 # The longest field name (snake_cased, with room for an alias's `_xxxx`) whose columns are named
@@ -144,6 +155,8 @@ def arrow_exact(
             return False  # a list of lists: dlt's row path makes a table of `list` rows
         if scalar in free_form:
             continue
+        if scalar == f"[{DECIMAL}]":
+            return False  # its child table's `value` is built from rows only
         scalar = scalar.strip("[]")
         enum = schema.types.get(scalar, {}).get("kind") == "ENUM"
         if scalar not in ARROW_SCALARS and not enum:
@@ -327,11 +340,23 @@ def connection_resource(
     )
     arrow, children = arrow_lists(tables, arrow)
     # on the Arrow path the builder parses timestamps, by the same rules, in one step
-    shape = node_shape(schema, connection.node_type, options.json_scalars, parse_stamps=not arrow)
+    shape = node_shape(
+        schema,
+        connection.node_type,
+        options.json_scalars,
+        parse_stamps=not arrow,
+        resource=resource_name,
+        key_field=options.primary_key,
+    )
     if arrow:
         for nested in lists.values():
             nested.shape = node_shape(
-                schema, nested.connection.node_type, options.json_scalars, parse_stamps=False
+                schema,
+                nested.connection.node_type,
+                options.json_scalars,
+                parse_stamps=False,
+                resource=resource_name,
+                key_field=nested.key,
             )
     if lists:
         selection = " ".join([selection, *(nested.field for nested in lists.values())])
@@ -427,10 +452,14 @@ def node_shape(
     json_scalars: frozenset[str],
     *,
     parse_stamps: bool = True,
+    resource: str | None = None,
+    key_field: str = "pk",
 ) -> Callable[[list[dict[str, Any]]], None]:
     """Nodes of `type_name`, in place, as their table takes them: null nested objects dropped,
     free-form values as JSON, DateTime texts parsed by the core's rules (leniently; with
-    `parse_stamps` False they stay texts, for the Arrow builder)."""
+    `parse_stamps` False they stay texts, for the Arrow builder), Decimal texts as exact
+    numbers (a value `decimal(38,9)` cannot hold fails, naming `resource` and the row's
+    `key_field`)."""
     nested = nested_identities(schema, type_name)
     leaves = schema.leaf_fields(type_name)
     free_form = {
@@ -440,12 +469,25 @@ def node_shape(
     stamp_lists = (
         [f for f, scalar in leaves.items() if scalar == "[DateTime]"] if parse_stamps else []
     )
+    decimals = {
+        f: DecimalColumn(f, resource, scale=GRAPHQL_DECIMAL_SCALE, rounds=False)
+        for f, scalar in leaves.items()
+        if scalar.strip("[]") == DECIMAL
+    }
 
     def shape(nodes: list[dict[str, Any]]) -> None:
         if nested:
             _drop_null_objects(nodes, nested)
         if free_form:
             free_form_values(nodes, free_form)
+        for name, column in decimals.items():  # texts as exact numbers, on both paths
+            for node in nodes:
+                value = node.get(name)
+                key = node.get(key_field)
+                if isinstance(value, list):
+                    node[name] = [column.fit(item, key) for item in value]
+                elif value is not None:
+                    node[name] = column.fit(value, key)
         if stamps and parse_stamps:
             parse_datetimes(nodes, *stamps, strict=False)
         for name in stamp_lists:  # the items of a list of DateTime, as its child table's value
@@ -473,10 +515,7 @@ def list_hints(schema: IntrospectedSchema, type_name: str) -> dict[str, Any]:
             data_type = "text"
         if data_type is None:
             continue
-        hint: dict[str, Any] = {"data_type": data_type, "nullable": True}
-        if data_type == "timestamp":
-            hint["timezone"] = True
-        hints[name] = {"columns": with_links({"value": hint})}
+        hints[name] = {"columns": with_links({"value": _hint(data_type)})}
     for name, identity in object_lists(schema, type_name).items():
         scalar = schema.leaf_fields(schema_type_of(schema, type_name, name)).get(identity, "ID")
         column = {"data_type": SCALAR_TYPES.get(scalar, "text"), "nullable": True}
@@ -512,7 +551,9 @@ def _nested_lists(
             nested,
             schema.selection(nested.node_type),
             key,
-            node_shape(schema, nested.node_type, options.json_scalars),
+            node_shape(
+                schema, nested.node_type, options.json_scalars, resource=table, key_field=key
+            ),
         )
         columns = node_hints(schema, nested.node_type, options.json_scalars)
         columns[parent_column] = {

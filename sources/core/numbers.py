@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -76,19 +76,60 @@ def as_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+def decimal_text(value: Any) -> Decimal | None:
+    """A GraphQL `Decimal` scalar's value as the decimal it says: graphene sends its text
+    (`"12.50"`), another server may send a JSON number; None for null. Anything else (a text
+    that is no finite number) is a ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return number
+    number = as_decimal(value)
+    if number is None:
+        raise ValueError(f"{value!r} is not a decimal number")
+    return number
+
+
 class DecimalColumn:
-    """Values of one `decimal(38, 18)` column as Arrow, exactly; digits past the 18th decimal
-    place are rounded half-even (a warning says how many, once per column), and a number with
-    more than 20 digits before the point fails in one line."""
+    """Values of one `decimal(38, scale)` column as Arrow, exactly; a number with more than
+    `38 - scale` digits before the point fails in one line; digits past the last decimal place
+    are rounded half-even (a warning says how many, once per column), or with `rounds` False
+    fail in one line too."""
 
-    arrow_type = pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
-    _quantum = Decimal(1).scaleb(-DECIMAL_SCALE)
-
-    def __init__(self, column: str, resource: str | None = None) -> None:
+    def __init__(
+        self,
+        column: str,
+        resource: str | None = None,
+        *,
+        scale: int = DECIMAL_SCALE,
+        rounds: bool = True,
+    ) -> None:
         self.column = column
         self.resource = resource
+        self.scale = scale
+        self.rounds = rounds
+        self.arrow_type = pa.decimal128(DECIMAL_PRECISION, scale)
+        self._quantum = Decimal(1).scaleb(-scale)
         self.rounded = 0
         self._warned = False
+
+    def fit(self, value: Any, key: Any = None) -> Decimal | None:
+        """A `Decimal` scalar's value (`decimal_text`) as the column holds it, every digit kept
+        (as many decimal places as the column has, so that it writes exactly)."""
+        try:
+            number = decimal_text(value)
+        except ValueError as error:
+            where = f" (record {key})" if key is not None else ""
+            raise ValueOutOfRangeError(
+                f"column {self.column}{where}: {error}", resource=self.resource
+            ) from None
+        return None if number is None else self._fit(number, key)
 
     def array(self, values: list[Any], keys: list[Any] | None = None) -> pa.Array:
         """`values` as a decimal array; `keys` (record ids) name a value that cannot fit."""
@@ -107,16 +148,23 @@ class DecimalColumn:
         return pa.array(fitted, self.arrow_type)
 
     def _fit(self, number: Decimal, key: Any) -> Decimal:
-        if number.adjusted() >= DECIMAL_PRECISION - DECIMAL_SCALE:
-            where = f" (record {key})" if key is not None else ""
+        where = f" (record {key})" if key is not None else ""
+        holds = f"decimal({DECIMAL_PRECISION},{self.scale})"
+        if number.adjusted() >= DECIMAL_PRECISION - self.scale:
             raise ValueOutOfRangeError(
                 f"the number {number} in column {self.column}{where} has more than "
-                f"{DECIMAL_PRECISION - DECIMAL_SCALE} digits before the decimal point, more "
-                f"than decimal({DECIMAL_PRECISION},{DECIMAL_SCALE}) holds",
+                f"{DECIMAL_PRECISION - self.scale} digits before the decimal point, more "
+                f"than {holds} holds",
                 resource=self.resource,
             )
         fitted = number.quantize(self._quantum, context=_CONTEXT)
         if fitted != number:
+            if not self.rounds:
+                raise ValueOutOfRangeError(
+                    f"the number {number} in column {self.column}{where} has more than "
+                    f"{self.scale} decimal places, more than {holds} holds",
+                    resource=self.resource,
+                )
             self.rounded += 1
         return fitted
 
@@ -128,15 +176,21 @@ class DecimalColumn:
                 self.resource or "",
                 self.column,
                 self.rounded,
-                DECIMAL_SCALE,
+                self.scale,
             )
 
 
-def decimal_hint() -> dict[str, Any]:
+def decimal_hint(scale: int = DECIMAL_SCALE) -> dict[str, Any]:
     """The dlt column hint of a decimal column (a fresh dict: dlt writes into hints)."""
     return {
         "data_type": "decimal",
         "precision": DECIMAL_PRECISION,
-        "scale": DECIMAL_SCALE,
+        "scale": scale,
         "nullable": True,
     }
+
+
+# A GraphQL `Decimal` field's column: dlt's own default decimal, `decimal(38,9)` on every
+# warehouse, which tables loaded before this was declared already have (a wider scale would be
+# cut back to 9 places by their existing column, silently): a value with more places fails.
+GRAPHQL_DECIMAL_SCALE = 9

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lxp_sync.sources.core.arrow import ARROW_TYPES as CORE_ARROW_TYPES
-from lxp_sync.sources.core.numbers import DecimalColumn
+from lxp_sync.sources.core.numbers import DECIMAL_PRECISION, DECIMAL_SCALE, DecimalColumn
 from lxp_sync.sources.core.timestamps import parse_iso, timestamp_array
 from lxp_sync.sources.pitchly.naming import Column
 from lxp_sync.sources.pitchly.settings import PRIMARY_KEY, STRING_VALUE
@@ -96,7 +96,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "json": pa.list_(pa.string()),
     "record_id": pa.string(),
     "record_ids": pa.list_(pa.string()),
-    "decimal": DecimalColumn.arrow_type,
+    "decimal": pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),  # Pitchly's Numbers: 18 places
 }
 # `wks... rec...` (one space between two ids without spaces or bars) -> `wks...|rec...`
 _SPACED_ID = r"^\s*([^|\s]+)\s+([^|\s]+)\s*$"
