@@ -74,6 +74,9 @@ def test_windows_only_for_reads_of_enough_pages() -> None:
     assert window_count(200, 20, 4) == 2
     assert window_count(1_000_000, 20, 4) == 4
     assert window_count(1_000_000, 20, 1) == 1
+    # a first record "newer" than this machine's clock: one window, which means one plain read
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    assert time_windows(now + timedelta(hours=1), now, 4) == [(None, None)]
 
 
 def test_reads_together_give_every_item_and_the_first_error_ends_the_rest() -> None:
