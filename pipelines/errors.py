@@ -46,6 +46,9 @@ _DUCKDB_LOCK = re.compile(
 
 
 # DuckDB's words when a statement needs more memory than its memory_limit allows
+# dlt names a load's files after their tables (`runner.MAX_IDENTIFIER_BYTES` keeps them within
+# 255 bytes; some file systems allow fewer)
+_NAME_TOO_LONG = re.compile(r"File name too long: '(?P<path>[^']*)'")
 _DUCKDB_OUT_OF_MEMORY = re.compile(r"Out of Memory Error: (?P<what>[^\n]*?)(?: \(|$|\n)")
 
 
@@ -123,6 +126,9 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
     for error in chain:
         if found := _DUCKDB_OUT_OF_MEMORY.search(str(error)):
             return _duckdb_out_of_memory(source, found["what"].strip()), 1
+    for error in chain:
+        if found := _NAME_TOO_LONG.search(str(error)):
+            return _name_too_long(source, Path(found["path"])), 1
     step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
     root = chain[-1] if len(chain) > 1 else exc
     first = (str(root).strip().splitlines() or [type(root).__name__])[0]
@@ -135,6 +141,18 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
             "or DESTINATION__<NAME>__CREDENTIALS"
         )
     return line, 1
+
+
+def _name_too_long(source: str | None, path: Path) -> str:
+    table = path.name.split(".", 1)[0]
+    shown = table if len(table) <= 60 else f"{table[:60]}..."
+    folder = next((p for p in path.parents if p.name == "load"), path.parent).parent.parent
+    return redact(
+        f"{source or 'lxp-sync'}: the file dlt writes for table {shown} ({len(path.name.encode())}"
+        f" bytes) is a longer file name than the file system under {folder} allows: put the "
+        "pipelines directory on a file system that allows 255-byte names (--pipelines-dir, "
+        "pipelines_dir or DLT_DATA_DIR), then run again"
+    )
 
 
 def _missing_line(error: ConfigFieldMissingException, source: str | None) -> str:

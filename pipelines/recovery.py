@@ -50,6 +50,11 @@ STATE_FILE = "state.json"  # dlt's Pipeline.STATE_FILE
 PACKAGE_STATE_FILE = "load_package_state.json"
 STARTED_JOBS = "started_jobs"
 PENDING_TRANSITIONS = ".pending_transitions"
+# dlt names a package's files after their tables (`<table>.<file id>.<retry>.<format>[.gz]`):
+# the longest table name whose files fit in 255 bytes with dlt's retries below 10 (it gives up
+# at 5), for DuckDB's and BigQuery's longer identifiers (`runner.fit_file_names`); dlt's
+# `snake_case` names are ASCII, a byte a character
+MAX_IDENTIFIER_BYTES = 255 - len(".0123456789.9.insert_values.gz")
 # a working folder being discarded: `.<pipeline>.discarded-<random>`, next to it
 DISCARDED = ".discarded-"
 
@@ -105,6 +110,8 @@ def inspect(working_dir: Path) -> Leftovers:
             _remove(package)
         elif not _whole(package):
             found.discard = f"package {package.name} was half deleted"
+        elif long := _too_long_names(package):
+            found.discard = f"package {package.name} has table {long}, too long to load"
         else:
             found.pending.append(package.name)
     for package in sorted(_packages(load / "normalized")):
@@ -117,6 +124,8 @@ def inspect(working_dir: Path) -> Leftovers:
                 f"it was loading package {package.name}, and whether job {unknown[0]} reached "
                 "the warehouse is not recorded"
             )
+        elif long := _too_long_names(package):
+            found.discard = f"package {package.name} has table {long}, too long to load"
         elif failed := _failed_for_good(package):
             found.discard = f"load job {failed} of package {package.name} failed for good"
         else:
@@ -171,6 +180,17 @@ def _remove(path: Path) -> None:
 
 def _whole(package: Path) -> bool:
     return (package / SCHEMA_FILE).is_file() and (package / PACKAGE_STATE_FILE).is_file()
+
+
+def _too_long_names(package: Path) -> str | None:
+    """A table name longer than `MAX_IDENTIFIER_BYTES` (a package of an earlier version, or of a
+    run that failed on such a name's file): every load of it would fail the same way."""
+    try:
+        tables = json.loads((package / SCHEMA_FILE).read_text()).get("tables") or {}
+    except (OSError, ValueError):
+        return None  # the load says what is wrong with it
+    long = next((t for t in tables if len(t.encode()) > MAX_IDENTIFIER_BYTES), None)
+    return None if long is None else f"{long[:40]}... ({len(long.encode())} bytes)"
 
 
 def _abort_requested(package: Path) -> bool:
