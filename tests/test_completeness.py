@@ -15,6 +15,8 @@ import dlt
 import duckdb
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.sources.core.completeness import KeySet
@@ -456,6 +458,29 @@ def test_the_key_set_agrees_with_a_python_set_and_keeps_about_8_bytes_a_key() ->
         assert keys.add(batch) == expected
     assert len(keys) == len(reference) > 100_000
     assert keys.nbytes <= 8 * len(reference) + 8 * KeySet.PENDING
+
+
+# integers Python's `hash` makes one (-1 and -2; n and n + 2**61 - 1), around int64's ends, texts
+KEYS = st.one_of(
+    st.integers(-3, 3),
+    st.integers(-(2**65), 2**65),
+    st.sampled_from([2**61, 2**61 - 1, 2**62 + 1, 2**63 - 1, -(2**63), 2**63, 2**64 + 1]),
+    st.text(max_size=3),
+)
+
+
+@example([[-1, -2], [1, 2**61, 2**61 - 1, 0], [2**64 + 1, 2**64 + 2**61]])
+@given(st.lists(st.lists(KEYS, max_size=20), max_size=8))
+def test_the_key_set_tells_apart_every_two_keys_a_python_set_does(batches: list[list[Any]]) -> None:
+    keys, reference = KeySet(), set()
+    for batch in batches:
+        expected = []
+        for key in batch:
+            expected.append(key not in reference)
+            reference.add(key)
+        assert keys.add(batch) == expected, (batch, reference)
+        assert keys.contains(batch) == [True] * len(batch)
+    assert len(keys) == len(reference)
 
 
 def test_a_connection_without_a_count_reads_every_row_and_still_fails_on_a_null_node(

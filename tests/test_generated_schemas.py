@@ -762,3 +762,29 @@ def test_a_file_name_too_long_fails_in_one_line_and_the_next_run_loads_everythin
 
     pipeline = run()
     assert_loaded_equals_generated(destination, pipeline, FOUND_FILE_NAME)
+
+
+# keys that Python's `hash` makes one (`hash(-1) == hash(-2)`, `hash(2**61) == hash(1)`): the
+# read's key set must tell them apart, or the second is taken for a row read twice
+COLLIDING_KEYS = Generated(
+    spec={
+        "types": {"T0": [{"name": "i0", "kind": "scalar", "type": "Int"}]},
+        "enums": {},
+        "roots": {"things": "T0"},
+        "rows": {"T0": [{"pk": pk, "i0": i} for i, pk in enumerate([-1, -2, 1, 0, 7], 1)]},
+        "node": False,
+        "page_limit": 100,
+    }
+)
+COLLIDING_KEYS.expected = {
+    "T0": {row["pk"]: dict(row) for row in COLLIDING_KEYS.spec["rows"]["T0"]}
+}
+
+
+@pytest.mark.parametrize("page_size", [2, 100])
+@pytest.mark.parametrize("destination", ["duckdb"], indirect=True)
+def test_keys_whose_python_hashes_are_equal_are_two_rows(
+    generator_sandbox: SandboxProcess, destination: Warehouse, page_size: int
+) -> None:
+    pipeline = sync_generated(generator_sandbox, destination, COLLIDING_KEYS, page_size=page_size)
+    assert_loaded_equals_generated(destination, pipeline, COLLIDING_KEYS)
