@@ -49,6 +49,8 @@ _DUCKDB_LOCK = re.compile(
 # dlt names a load's files after their tables (`runner.MAX_IDENTIFIER_BYTES` keeps them within
 # 255 bytes; some file systems allow fewer)
 _NAME_TOO_LONG = re.compile(r"File name too long: '(?P<path>[^']*)'")
+# where dlt says which table a failure is about: a normalize job's file, an extract's pipe
+_FAILED_TABLE = re.compile(r"job_id=`?(?P<table>[^.`]+)\.|processing pipe `(?P<pipe>[^`]+)`")
 _DUCKDB_OUT_OF_MEMORY = re.compile(r"Out of Memory Error: (?P<what>[^\n]*?)(?: \(|$|\n)")
 
 
@@ -129,6 +131,11 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
     for error in chain:
         if found := _NAME_TOO_LONG.search(str(error)):
             return _name_too_long(source, Path(found["path"])), 1
+    for error in chain:
+        if isinstance(error, OverflowError) and "too large to convert" in str(error):
+            return _integer_too_large(chain, source, error), 1
+        if type(error).__name__ == "NumericValueOutOfRange":  # PostgreSQL's, at the load
+            return _integer_too_large(chain, source, error), 1
     step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
     root = chain[-1] if len(chain) > 1 else exc
     first = (str(root).strip().splitlines() or [type(root).__name__])[0]
@@ -141,6 +148,24 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
             "or DESTINATION__<NAME>__CREDENTIALS"
         )
     return line, 1
+
+
+def _integer_too_large(chain: list[BaseException], source: str | None, error: BaseException) -> str:
+    """A number no column of its type holds: an integer past 64 bits in a field of no declared
+    type (dlt's row path, or Arrow's), or one the warehouse refused (PostgreSQL)."""
+    found = next((m for e in chain if (m := _FAILED_TABLE.search(str(e)))), None)
+    table = (found["table"] or found["pipe"]) if found else None
+    where = f"{source or 'lxp-sync'}.{table}" if table else source or "lxp-sync"
+    what = (
+        "the API sent an integer beyond 64 bits, which no bigint column holds"
+        if isinstance(error, OverflowError)
+        else "the warehouse refused a number out of its column's range"
+    )
+    return redact(
+        f"{where}: {what} ({str(error).strip().splitlines()[0]}); nothing of it was loaded. "
+        "Report it with this line (such a field needs a decimal column); meanwhile leave the "
+        f"resource out with `resources` under [sources.{source or '<source>'}]"
+    )
 
 
 def _name_too_long(source: str | None, path: Path) -> str:

@@ -27,6 +27,7 @@ from dlt.pipeline.pipeline import Pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lxp_sync.pipelines.errors import explain
 from lxp_sync.sources.core.arrow import batched_arrow, with_row_ids
 from lxp_sync.sources.core.arrow_json import FreeFormColumns
 from lxp_sync.sources.core.connections import free_form_values
@@ -155,8 +156,14 @@ def test_a_lone_integer_past_64_bits_fails_either_path(destination: Warehouse) -
     stays in the JSON."""
     runs = [[things({"big": 2**64 - 1}, as_answer(2**64 - 1))]]
     for arrow in (False, True):
-        with pytest.raises(PipelineStepFailed):
+        with pytest.raises(PipelineStepFailed) as failure:
             load(destination, runs, arrow=[arrow])
+        line, code = explain(failure.value, "plusplus_rest")
+        assert code == 1 and "\n" not in line, line
+        # from rows, dlt's normalize names the table; from Arrow, the column
+        assert line.startswith(("plusplus_rest.things: ", "things.data__v_bigint: ")), line
+        assert any(s in line for s in ("does not fit a bigint", "beyond 64 bits", "range")), line
+        assert "credentials" not in line, line
 
 
 def things(*values: Any, start: int = 1) -> list[dict[str, Any]]:

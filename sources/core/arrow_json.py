@@ -51,7 +51,7 @@ JSON_TEXT = {b"lxp_sync": b"json_text"}
 class FreeFormValueError(LxpSyncError):
     """A lone free-form value that dlt's row path could not load either."""
 
-    hint = "Set arrow = false for the source to see dlt's own error on the row path"
+    hint = "dlt's row path (arrow = false) cannot load it either: report it with this line"
 
 
 def variant_name(field: str, kind: str) -> str:
