@@ -168,7 +168,12 @@ class IntrospectedSchema:
         cached = self._fields.get(type_name)
         if cached is None:
             raw = self.types.get(type_name, {}).get("fields") or []
-            keys = response_keys([f["name"] for f in raw], [self._column(f) for f in raw])
+            keys = response_keys(
+                [f["name"] for f in raw],
+                [self._column(f) for f in raw],
+                # a root connection is a table of its own, named from its field's name
+                [f["name"] for f in raw if type_name != self.query_type and self._makes_table(f)],
+            )
             cached = self._fields[type_name] = {keys[f["name"]]: f for f in raw}
         return cached
 
@@ -184,6 +189,14 @@ class IntrospectedSchema:
             if identity and "edges" not in names:
                 return f"{a_field['name']}__{identity}"
         return a_field["name"]
+
+    def _makes_table(self, a_field: Mapping[str, Any]) -> bool:
+        """Whether a field's values land in a child table: a list, or a connection."""
+        kind, type_name, is_list = unwrap(a_field["type"])
+        if is_list:
+            return True
+        names = {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
+        return kind == "OBJECT" and "edges" in names
 
     def connection_of(self, a_field: Mapping[str, Any]) -> Connection | None:
         """The relay connection (`edges { node }`) a field returns, None for any other field."""
