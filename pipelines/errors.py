@@ -155,6 +155,9 @@ def _integer_too_large(chain: list[BaseException], source: str | None, error: Ba
     type (dlt's row path, or Arrow's), or one the warehouse refused (PostgreSQL)."""
     found = next((m for e in chain if (m := _FAILED_TABLE.search(str(e)))), None)
     table = (found["table"] or found["pipe"]) if found else None
+    step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
+    if step is not None and step.step == "normalize":
+        table = None  # dlt's normalize names one job of the several a worker had, not the one
     where = f"{source or 'lxp-sync'}.{table}" if table else source or "lxp-sync"
     what = (
         "the API sent an integer beyond 64 bits, which no bigint column holds"
