@@ -174,6 +174,8 @@ class IntrospectedSchema:
                 # a root connection is a table of its own, named from its field's name
                 [f["name"] for f in raw if type_name != self.query_type and self._makes_table(f)],
             )
+            if len(set(keys.values())) < len(keys):  # a field would hide another: fail
+                raise RuntimeError(f"{type_name}: two fields under one response key: {keys}")
             cached = self._fields[type_name] = {keys[f["name"]]: f for f in raw}
         return cached
 

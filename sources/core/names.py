@@ -27,7 +27,13 @@ def response_keys(
     in its name comes back as the name with each run of underscores made one (`a__b` as `a_b`):
     dlt puts the rows of a key `a__b` in a table `<parent>__a__b` but its nested hints' columns
     in `<parent>__a_b`, a table the rows never reach (found by tests/test_generated_schemas.py)."""
-    single = {name: _UNDERSCORES.sub("_", name) for name in tables if "__" in name}
+    single: dict[str, str] = {}
+    taken = set(names)  # a deprecated field keeps its name: no other field may come back under it
+    for name, column in zip(names, columns or names, strict=True):
+        if column is not None and name in tables and "__" in name:
+            key = _UNDERSCORES.sub("_", name)
+            single[name] = key if key not in taken else f"{key}_{_crc(name)}"
+            taken.add(single[name])
     groups: dict[str, list[tuple[str, str]]] = {}
     for name, column in zip(names, columns or names, strict=True):
         if column is not None:
@@ -41,8 +47,12 @@ def response_keys(
         keeper = sorted(as_is or [name for name, _ in group])[0]
         for name, _ in group:
             if name != keeper:
-                keys[name] = f"{keys[name]}_{zlib.crc32(name.encode()) & 0xFFFF:04x}"
+                keys[name] = f"{keys[name]}_{_crc(name)}"
     return keys
+
+
+def _crc(name: str) -> str:
+    return f"{zlib.crc32(name.encode()) & 0xFFFF:04x}"
 
 
 _UNDERSCORES = re.compile("__+")
