@@ -45,12 +45,12 @@ _DUCKDB_LOCK = re.compile(
 )
 
 
-# DuckDB's words when a statement needs more memory than its memory_limit allows
-# dlt names a load's files after their tables (`runner.MAX_IDENTIFIER_BYTES` keeps them within
+# dlt names a load's files after their tables (`recovery.MAX_IDENTIFIER_BYTES` keeps them within
 # 255 bytes; some file systems allow fewer)
 _NAME_TOO_LONG = re.compile(r"File name too long: '(?P<path>[^']*)'")
-# where dlt says which table a failure is about: a normalize job's file, an extract's pipe
+# where dlt says which table a failure is about: a load job's file, an extract's pipe
 _FAILED_TABLE = re.compile(r"job_id=`?(?P<table>[^.`]+)\.|processing pipe `(?P<pipe>[^`]+)`")
+# DuckDB's words when a statement needs more memory than its memory_limit allows
 _DUCKDB_OUT_OF_MEMORY = re.compile(r"Out of Memory Error: (?P<what>[^\n]*?)(?: \(|$|\n)")
 
 
@@ -131,12 +131,12 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
     for error in chain:
         if found := _NAME_TOO_LONG.search(str(error)):
             return _name_too_long(source, Path(found["path"])), 1
-    for error in chain:
-        if isinstance(error, OverflowError) and "too large to convert" in str(error):
-            return _integer_too_large(chain, source, error), 1
-        if type(error).__name__ == "NumericValueOutOfRange":  # PostgreSQL's, at the load
-            return _integer_too_large(chain, source, error), 1
     step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
+    for error in chain:
+        if (isinstance(error, OverflowError) and "too large to convert" in str(error)) or (
+            type(error).__name__ == "NumericValueOutOfRange"  # PostgreSQL's, at the load
+        ):
+            return _integer_too_large(chain, step, source, error), 1
     root = chain[-1] if len(chain) > 1 else exc
     first = (str(root).strip().splitlines() or [type(root).__name__])[0]
     where = f"{step.step} step failed: " if step is not None else ""
@@ -150,12 +150,16 @@ def explain(exc: BaseException, source: str | None) -> tuple[str, int]:
     return line, 1
 
 
-def _integer_too_large(chain: list[BaseException], source: str | None, error: BaseException) -> str:
+def _integer_too_large(
+    chain: list[BaseException],
+    step: PipelineStepFailed | None,
+    source: str | None,
+    error: BaseException,
+) -> str:
     """A number no column of its type holds: an integer past 64 bits in a field of no declared
     type (dlt's row path, or Arrow's), or one the warehouse refused (PostgreSQL)."""
     found = next((m for e in chain if (m := _FAILED_TABLE.search(str(e)))), None)
     table = (found["table"] or found["pipe"]) if found else None
-    step = next((e for e in chain if isinstance(e, PipelineStepFailed)), None)
     if step is not None and step.step == "normalize":
         table = None  # dlt's normalize names one job of the several a worker had, not the one
     where = f"{source or 'lxp-sync'}.{table}" if table else source or "lxp-sync"

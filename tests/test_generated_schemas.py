@@ -384,19 +384,27 @@ _runs = itertools.count()
 
 
 def sync_into(
-    sandbox: SandboxProcess, warehouse: Warehouse, spec: dict[str, Any], **source_args: Any
+    sandbox: SandboxProcess,
+    warehouse: Warehouse,
+    spec: dict[str, Any],
+    *,
+    workdir: Path | None = None,
+    dataset: str | None = None,
+    **source_args: Any,
 ) -> Any:
-    """One run of `spec` into the test's own dataset and pipeline state (reruns continue it)."""
+    """One run of `spec` into the test's own dataset and pipeline state (reruns continue it),
+    or into `workdir` and `dataset`."""
     sandbox.configure(api=API, spec=spec)
     source = plusplus_graphql_source(
         base_url=f"{sandbox.url}/{API}/graphql", api_token=API_TOKEN, **source_args
     )
+    dataset = dataset or warehouse.dataset_name
     return sync(
         "plusplus_graphql",
         sandbox,
-        warehouse.workdir,
-        dataset=warehouse.dataset_name,
-        destination=warehouse.make(warehouse.dataset_name),
+        workdir or warehouse.workdir,
+        dataset=dataset,
+        destination=warehouse.make(dataset),
         source=source,
     )
 
@@ -404,21 +412,17 @@ def sync_into(
 def sync_generated(
     sandbox: SandboxProcess, warehouse: Warehouse, generated: Generated, page_size: int
 ) -> Any:
-    sandbox.configure(api=API, spec=generated.spec)
+    """One run of `generated` into a dataset and pipeline state of its own."""
     run = next(_runs)
     workdir = Path(warehouse.workdir) / f"run{run}"
     workdir.mkdir()
-    dataset = f"{warehouse.dataset_name}_{run}"
-    source = plusplus_graphql_source(
-        base_url=f"{sandbox.url}/{API}/graphql", api_token=API_TOKEN, page_size=page_size
-    )
-    return sync(
-        "plusplus_graphql",
+    return sync_into(
         sandbox,
-        workdir,
-        dataset=dataset,
-        destination=warehouse.make(dataset),
-        source=source,
+        warehouse,
+        generated.spec,
+        workdir=workdir,
+        dataset=f"{warehouse.dataset_name}_{run}",
+        page_size=page_size,
     )
 
 

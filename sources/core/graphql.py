@@ -186,7 +186,7 @@ class IntrospectedSchema:
             return None
         kind, type_name, is_list = unwrap(a_field["type"])
         if kind == "OBJECT" and not is_list:
-            names = {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
+            names = self._field_names(type_name)
             identity = next((name for name in IDENTITY_FIELDS if name in names), None)
             if identity and "edges" not in names:
                 return f"{a_field['name']}__{identity}"
@@ -195,10 +195,11 @@ class IntrospectedSchema:
     def _makes_table(self, a_field: Mapping[str, Any]) -> bool:
         """Whether a field's values land in a child table: a list, or a connection."""
         kind, type_name, is_list = unwrap(a_field["type"])
-        if is_list:
-            return True
-        names = {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
-        return kind == "OBJECT" and "edges" in names
+        return is_list or (kind == "OBJECT" and "edges" in self._field_names(type_name))
+
+    def _field_names(self, type_name: str) -> set[str]:
+        """A type's own field names, before any alias (`fields` gives them by response key)."""
+        return {f["name"] for f in self.types.get(type_name, {}).get("fields") or []}
 
     def connection_of(self, a_field: Mapping[str, Any]) -> Connection | None:
         """The relay connection (`edges { node }`) a field returns, None for any other field."""
