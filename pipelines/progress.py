@@ -15,8 +15,7 @@ import threading
 import time
 from typing import Any
 
-from dlt.common.runtime.collector_base import Collector
-
+from lxp_sync.pipelines.duckdb_hold import LoadHoldingCollector
 from lxp_sync.pipelines.memory import process_memory_mb, release_freed_memory, trim_heap
 from lxp_sync.sources.core import activity
 
@@ -29,8 +28,9 @@ SWEEP_LABEL = " keys"
 TRIM_EVERY_S = 1.0
 
 
-class RunProgress(Collector):
-    """dlt's progress hook for one run of `source` (see the module docstring)."""
+class RunProgress(LoadHoldingCollector):
+    """dlt's progress hook for one run of `source` (see the module docstring); as every run's
+    hook, it holds a DuckDB file open from the load step on (`duckdb_hold`)."""
 
     def __init__(self, source: str, every_s: float = 2.0) -> None:
         self.source = source

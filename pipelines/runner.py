@@ -18,7 +18,7 @@ from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.extract import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
-from lxp_sync.pipelines import recovery
+from lxp_sync.pipelines import duckdb_hold, recovery
 from lxp_sync.pipelines.memory import bound_writer_buffers, duckdb_destination
 from lxp_sync.pipelines.runlock import run_lock
 from lxp_sync.sources.core.lazy import found_resources
@@ -130,7 +130,7 @@ def open_pipeline(
         destination=make_destination(options),
         dataset_name=options.dataset or source_name,
         pipelines_dir=str(pipelines_dir or options.pipelines_dir or get_dlt_pipelines_dir()),
-        progress=options.progress,
+        progress=options.progress or duckdb_hold.LoadHoldingCollector(),
     )
 
 
@@ -144,16 +144,19 @@ def pipeline_session(source_name: str, options: RunOptions) -> Iterator[Pipeline
     if wait_s is None:
         wait_s = float(dlt.config.get("lxp_sync.lock_wait_s") or 0.0)
     with run_lock(pipelines_dir, name, wait_s):
-        leftovers = recovery.inspect(pipelines_dir / name)
-        if leftovers.discard:
-            recovery.discard(pipelines_dir / name)
-        pipeline = open_pipeline(source_name, options, pipelines_dir)
-        if leftovers.pending:
-            recovery.finish(pipeline)
-        if leftovers:
-            options.on_recovery(leftovers.line(source_name))
-        raise_if_stopped()
-        yield pipeline
+        try:
+            leftovers = recovery.inspect(pipelines_dir / name)
+            if leftovers.discard:
+                recovery.discard(pipelines_dir / name)
+            pipeline = open_pipeline(source_name, options, pipelines_dir)
+            if leftovers.pending:
+                recovery.finish(pipeline)
+            if leftovers:
+                options.on_recovery(leftovers.line(source_name))
+            raise_if_stopped()
+            yield pipeline
+        finally:
+            duckdb_hold.release()  # the file a load held open (`LoadHoldingCollector`)
 
 
 def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:

@@ -25,7 +25,7 @@ from dlt.common.data_writers.buffered import BufferedDataWriter
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from lxp_sync.pipelines import memory
+from lxp_sync.pipelines import duckdb_hold, memory, reconcile
 from lxp_sync.pipelines.errors import explain
 from lxp_sync.pipelines.memory import (
     BOUNDED_DUCKDB_THREADS,
@@ -134,6 +134,53 @@ def test_the_limit_is_a_setting_and_the_users_own_duckdb_setting_wins(
     assert _memory_limit_bytes(pipeline) == pytest.approx(300 * 10**6, rel=0.01)
     with pipeline.sql_client() as client:
         assert client.execute_sql("SELECT current_setting('threads')")[0][0] == 1
+
+
+def test_the_load_holds_the_duckdb_file_open_across_its_jobs_and_lets_it_go_after_the_run(
+    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One database for all the load's jobs: none closes it (a checkpoint) for the next to open
+    it again (`duckdb_hold`); after the run, another process can write the file."""
+    held_at_jobs: list[list[str]] = []
+    run = DuckDbCopyJob.run
+
+    def noted(job: DuckDbCopyJob) -> None:
+        held_at_jobs.append([str(Path(p).resolve()) for p in duckdb_hold._held])
+        run(job)
+
+    monkeypatch.setattr(DuckDbCopyJob, "run", noted)
+    held_after_load: list[bool] = []
+    sweep = reconcile.sweep_after_run
+
+    def sweep_noted(*args: Any, **kwargs: Any) -> Any:
+        held_after_load.append(bool(duckdb_hold._held))
+        return sweep(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile, "sweep_after_run", sweep_noted)
+    sync("plusplus_rest", sandbox, workdir, resources=["users", "groups", "articles"])
+
+    path = workdir / "warehouse.duckdb"
+    assert len(held_at_jobs) >= 3
+    assert all(held == [str(path.resolve())] for held in held_at_jobs), held_at_jobs
+    assert held_after_load == [False]  # the load step ended: the file goes with it
+    _nothing_holds(path)
+
+    # a load that fails lets the file go too
+    monkeypatch.setenv("LXP_SYNC__DUCKDB_MEMORY_LIMIT", "1MB")
+    with pytest.raises(PipelineStepFailed, match="Out of Memory"):
+        sync("plusplus_rest", sandbox, workdir / "failed", resources=["users"])
+    assert held_at_jobs[-1] == [str((workdir / "failed" / "warehouse.duckdb").resolve())]
+    _nothing_holds(workdir / "failed" / "warehouse.duckdb")
+
+
+def _nothing_holds(path: Path) -> None:
+    """No connection of this process holds `path`, and another process can write it."""
+    assert not duckdb_hold._held
+    subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r}).close()"],
+        check=True,
+        timeout=60,
+    )
 
 
 def test_a_limit_too_small_for_the_load_fails_with_one_line_that_names_the_setting(
