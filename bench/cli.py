@@ -125,16 +125,20 @@ def main(argv: list[str] | None = None) -> None:
         _measure_all(args, spawner)
 
 
-def _compile_checkout() -> None:
-    """Byte-compile the checkout's modules once, untimed, as `pip install` does for a package.
+def _compile_checkout(connector: str | None) -> None:
+    """Byte-compile the checkout's modules once, untimed, as `pip install` does for a package,
+    and those of the lxp-sync measured (`--connector`) where that is another copy.
 
     Measured processes then read them compiled even where the environment sets
     PYTHONDONTWRITEBYTECODE (this machine does); otherwise lxp-sync and the ceiling would
     compile their own modules from source in every run while dlt and Airbyte, installed by
     pip, would not.
     """
-    for folder in ("sources", "pipelines", "bench"):
-        compileall.compile_dir(str(ROOT / folder), quiet=1)
+    roots = [ROOT, *([Path(connector).resolve()] if connector else [])]
+    for root in roots:
+        for folder in ("sources", "pipelines", "bench", "lxp_sync"):
+            if (root / folder).is_dir():
+                compileall.compile_dir(str(root / folder), quiet=1)
 
 
 def _measure_all(args: argparse.Namespace, spawner: Spawner) -> None:
@@ -164,7 +168,7 @@ def _measure_all(args: argparse.Namespace, spawner: Spawner) -> None:
             if problem:
                 skipped["airbyte_lowcode"] = problem
 
-    _compile_checkout()
+    _compile_checkout(args.connector)
     started = time.time()
     meta = _machine(args, scales, latencies, sources, tools)
     runs: list[dict[str, Any]] = []
