@@ -33,9 +33,9 @@ airbyte`, a few minutes, never timed).
   `DLT_DATA_DIR`, pipelines dir and DuckDB file), so nothing is cached between runs. Before
   the first, the checkout's modules (`sources/`, `pipelines/`, `bench/`), and those of the copy
   measured with `--connector`, are byte-compiled once, untimed, as `pip install` compiles an
-  installed package (dlt and Airbyte come compiled from
-  their installs): this machine's environment sets `PYTHONDONTWRITEBYTECODE`, under which every
-  run would otherwise compile them from source.
+  installed package (dlt and Airbyte come compiled from their installs): this machine's
+  environment sets `PYTHONDONTWRITEBYTECODE`, under which every run would otherwise compile
+  them from source.
   - `wall s`: spawn to exit of that process, as a user waits for it: interpreter start and
     imports included. `rows/s` = rows / wall s. `sync rows/s` uses the time the tool itself
     reports for its sync (after its imports): lxp-sync's "loaded ... in N s" line, dlt's

@@ -21,7 +21,7 @@ import logging
 import threading
 from typing import Any
 
-from dlt.common.runtime.collector_base import Collector
+from dlt.common.runtime.collector import NullCollector
 
 log = logging.getLogger("lxp_sync")
 
@@ -29,27 +29,10 @@ _held: dict[str, Any] = {}  # database path -> the connection holding it open
 _lock = threading.Lock()
 
 
-class LoadHoldingCollector(Collector):
-    """dlt's progress hook, which is where dlt says that a step starts: from the load on, a
-    DuckDB destination's file stays open until the load step ends (`hold_for_load`). Every pipeline a run opens has one
-    (`RunProgress` is one that also speaks)."""
-
-    def update(
-        self,
-        name: str,
-        inc: int = 1,
-        total: int | None = None,
-        inc_total: int | None = None,
-        message: str | None = None,
-        label: str | None = None,
-    ) -> None:
-        pass
-
-    def _start(self, step: str) -> None:
-        pass
-
-    def _stop(self) -> None:
-        pass
+class LoadHoldingCollector(NullCollector):
+    """dlt's progress hook, which is where dlt says that a step starts and ends: a DuckDB
+    destination's file stays open through the load step (`hold_for_load`), however it ends.
+    Every pipeline a run opens has one (`RunProgress` is one that also speaks)."""
 
     def on_start_trace_step(self, trace: Any, step: str, pipeline: Any) -> None:
         if step == "load":

@@ -30,7 +30,7 @@ TRIM_EVERY_S = 1.0
 
 class RunProgress(LoadHoldingCollector):
     """dlt's progress hook for one run of `source` (see the module docstring); as every run's
-    hook, it holds a DuckDB file open from the load step on (`duckdb_hold`)."""
+    hook, it holds a DuckDB file open through the load step (`duckdb_hold`)."""
 
     def __init__(self, source: str, every_s: float = 2.0) -> None:
         self.source = source

@@ -144,19 +144,16 @@ def pipeline_session(source_name: str, options: RunOptions) -> Iterator[Pipeline
     if wait_s is None:
         wait_s = float(dlt.config.get("lxp_sync.lock_wait_s") or 0.0)
     with run_lock(pipelines_dir, name, wait_s):
-        try:
-            leftovers = recovery.inspect(pipelines_dir / name)
-            if leftovers.discard:
-                recovery.discard(pipelines_dir / name)
-            pipeline = open_pipeline(source_name, options, pipelines_dir)
-            if leftovers.pending:
-                recovery.finish(pipeline)
-            if leftovers:
-                options.on_recovery(leftovers.line(source_name))
-            raise_if_stopped()
-            yield pipeline
-        finally:
-            duckdb_hold.release()  # the file a load held open (`LoadHoldingCollector`)
+        leftovers = recovery.inspect(pipelines_dir / name)
+        if leftovers.discard:
+            recovery.discard(pipelines_dir / name)
+        pipeline = open_pipeline(source_name, options, pipelines_dir)
+        if leftovers.pending:
+            recovery.finish(pipeline)
+        if leftovers:
+            options.on_recovery(leftovers.line(source_name))
+        raise_if_stopped()
+        yield pipeline
 
 
 def run_source(spec: Any, source: Any, options: RunOptions) -> Pipeline:
