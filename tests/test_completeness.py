@@ -228,6 +228,25 @@ def test_a_page_wrong_once_is_fetched_again_and_the_run_succeeds(
         target.assert_equals_truth(faulty, workdir, pipeline)
 
 
+@pytest.mark.parametrize("target", GRAPHQL_TARGETS, ids=lambda t: t.source)
+def test_a_page_asked_for_ahead_with_a_body_cut_short_is_asked_for_again_and_the_run_is_exact(
+    faulty: SandboxProcess, workdir: Path, target: Target
+) -> None:
+    """A page asked for ahead waits as its bytes and is decoded in its turn: a body that is not
+    JSON then is asked for again (one request more than a clean run), never a page lost."""
+    (workdir / "clean").mkdir()
+    faulty.clear_requests()
+    sync(target.source, faulty, workdir / "clean", **target.args())
+    clean = len(faulty.requests(target.source))
+    faulty.clear_requests()
+    faulty.fault(api=target.source, kind="malformed", count=1, **target.page_two(faulty))
+
+    pipeline = sync(target.source, faulty, workdir, **target.args(max_retries=1))
+
+    assert len(faulty.requests(target.source)) == clean + 1
+    target.assert_equals_truth(faulty, workdir, pipeline)
+
+
 def test_a_server_that_silently_caps_the_page_size_is_paged_by_what_it_serves(
     faulty: SandboxProcess, workdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

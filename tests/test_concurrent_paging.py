@@ -44,7 +44,7 @@ class InFlight:
     def __init__(self, gql: GraphQLClient) -> None:
         self.now = self.most = 0
         self._lock = threading.Lock()
-        send = gql.request
+        send = gql.api.request_json
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
@@ -56,7 +56,7 @@ class InFlight:
                 with self._lock:
                     self.now -= 1
 
-        gql.request = counted  # type: ignore[method-assign]
+        gql.api.request_json = counted  # type: ignore[method-assign]
 
 
 def read_users(sandbox: SandboxProcess) -> tuple[list[Any], InFlight]:

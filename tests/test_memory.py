@@ -491,3 +491,54 @@ def test_a_reads_key_set_is_gone_before_the_load(
 
     assert sum(loaded_rows(pipeline).values()) > 0
     assert held == []
+
+
+class _NoTurn:
+    """`PAGE_TURN` taken away: every read decodes and converts its pages when it likes."""
+
+    def take(self) -> None:
+        pass
+
+    def give_back(self) -> None:
+        pass
+
+
+def _most_pages_converted_at_once(
+    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """A Pitchly run of every table at once (dlt's extract workers), 20 records a page; each
+    conversion lasts at least 20 ms, long enough for any other read to start one of its own."""
+    from lxp_sync.sources.pitchly.values import PageConverter
+
+    lock, now, most = threading.Lock(), [0], [0]
+    table = PageConverter.table
+
+    def slow(converter: PageConverter, rows: Any) -> Any:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        try:
+            time.sleep(0.02)
+            return table(converter, rows)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(PageConverter, "table", slow)
+    workdir.mkdir()
+    pipeline = sync("pitchly", sandbox, workdir, page_size=20)
+    assert sum(loaded_rows(pipeline).values()) > 0
+    return most[0]
+
+
+def test_pages_of_reads_at_once_are_decoded_and_converted_one_at_a_time(
+    sandbox: SandboxProcess, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each decoded page is many times its bytes (`PageTurn`); reads at once wait for their
+    answers together but take turns to decode and convert, so at most one page of rows is alive.
+    Without the turn the same run converts pages of several tables at once (the control)."""
+    from lxp_sync.sources.core import graphql
+
+    assert _most_pages_converted_at_once(sandbox, workdir / "turn", monkeypatch) == 1
+    monkeypatch.setattr(graphql, "PAGE_TURN", _NoTurn())
+    assert _most_pages_converted_at_once(sandbox, workdir / "free", monkeypatch) > 1

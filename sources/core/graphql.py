@@ -347,20 +347,62 @@ class GraphQLClient:
         page: Any = None,
     ) -> GraphQLAnswer:
         """Send a query; an answer with `errors` raises, `data` comes back as the API sent it."""
-        payload: dict[str, Any] = {"query": query}
-        if variables:
-            payload["variables"] = dict(variables)
+        payload = _payload(query, variables)
+        body, response = self.api.request_json(
+            "POST", self.url, json=payload, resource=resource, page=page
+        )
+        return self._answer(body, response, payload, resource, page)
+
+    def post(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        resource: str | None = None,
+        page: Any = None,
+    ) -> Callable[[], GraphQLAnswer]:
+        """Send a query now; its answer is decoded (and its `errors` raised) when the function
+        returned is called, so that a page asked for ahead waits as its bytes, a few times
+        smaller than its rows. A body that is not JSON is a `PageAnomaly` then (asked for again)."""
+        payload = _payload(query, variables)
+        content, response = self.api.request_json(
+            "POST", self.url, json=payload, resource=resource, page=page, decoded=False
+        )
+
+        def answer() -> GraphQLAnswer:
+            try:
+                body = self.api.decode(content)
+            except ValueError:  # orjson's and json's decode errors both are
+                raise PageAnomaly(
+                    f"the answer from {self.api.where(self.url)} is not JSON",
+                    request_id=request_id_of(response),
+                    status=response.status_code,
+                ) from None
+            return self._answer(body, response, payload, resource, page)
+
+        return answer
+
+    def _answer(
+        self,
+        body: Any,
+        response: Any,
+        payload: dict[str, Any],
+        resource: str | None,
+        page: Any,
+    ) -> GraphQLAnswer:
+        """The answer in `body`; an `UNAUTHENTICATED` error renews the credentials (`renew_auth`)
+        and sends the query once more."""
         renewed = False
         while True:
-            body, response = self.api.request_json(
-                "POST", self.url, json=payload, resource=resource, page=page
-            )
             errors = body.get("errors") if isinstance(body, dict) else None
             if errors:
                 codes = {(e.get("extensions") or {}).get("code") for e in errors}
                 if "UNAUTHENTICATED" in codes and self.renew_auth and not renewed:
                     self.renew_auth()
                     renewed = True
+                    body, response = self.api.request_json(
+                        "POST", self.url, json=payload, resource=resource, page=page
+                    )
                     continue
                 raise self._error(errors, codes, response, body, resource, page)
             data = body.get("data") if isinstance(body, dict) else None
@@ -428,9 +470,48 @@ class GraphQLClient:
             return self._schema
 
 
+def _payload(query: str, variables: Mapping[str, Any] | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"query": query}
+    if variables:
+        payload["variables"] = dict(variables)
+    return payload
+
+
+class PageTurn:
+    """Pages decoded one at a time in the process, whatever the number of reads at once.
+
+    A decoded page is its rows as Python objects, several times its bytes (a Pitchly page of 1,000
+    records is 1.4 MB of JSON and 15-20 MB of objects); with every resource of a run holding one,
+    Python's allocator spread them over arenas that the objects still alive at the end keep,
+    and a run at 1M rows kept 30-40 MB more than one at 10k. Reads wait for their answers at
+    the same time; only decoding, checking and converting a page take turns, and those hold one
+    core's lock (the GIL) anyway. A thread that holds the turn may take it again (a nested read
+    while converting).
+    """
+
+    def __init__(self) -> None:
+        self._turn = threading.Lock()
+        self._held = threading.local()
+
+    def take(self) -> None:
+        depth = getattr(self._held, "depth", 0)
+        if not depth:
+            self._turn.acquire()
+        self._held.depth = depth + 1
+
+    def give_back(self) -> None:
+        self._held.depth -= 1
+        if not self._held.depth:
+            self._turn.release()
+
+
+PAGE_TURN = PageTurn()
+
+
 @dataclass
 class RelayPage:
-    nodes: list[dict[str, Any]]  # the rows not yielded before (see `completeness`)
+    # the rows not yielded before (see `completeness`), or what `convert` made of them
+    nodes: Any
     total: int | None
     page: int
 
@@ -497,6 +578,7 @@ def relay_pages(
     keep_repeat: Callable[[dict[str, Any]], bool] | None = None,
     parent: Mapping[str, Any] | None = None,
     read_ahead: bool = True,
+    convert: Callable[[list[dict[str, Any]]], Any] | None = None,
 ) -> Iterator[RelayPage]:
     """Every row of a relay connection once, `first`/`after`, checked page by page and against
     the connection's count where it has one (see `completeness`); read again from the start
@@ -504,6 +586,8 @@ def relay_pages(
     `parent`: the parent row of a connection inside a node (read through its route).
     `read_ahead` False: no page is asked for before its turn (a read among others at once,
     `slices`, which keeps as few pages in memory as it can).
+    `convert`: what a page's rows become before they are handed on (an Arrow table), made in
+    the page's turn (`PageTurn`), so that the rows die before the next page is decoded.
 
     A page size the API refuses is lowered to the limit the refusal names (`limits`) and the
     page asked for again; the size is remembered for the run."""
@@ -519,16 +603,23 @@ def relay_pages(
     label = f"{gql.source}.{connection.path}"
     size, settled, why = min(page_size, sizes.size(label)), False, None
 
-    def send(ask: tuple[str | None, int], page: int) -> GraphQLAnswer:
+    def send(ask: tuple[str | None, int], page: int) -> Callable[[], GraphQLAnswer]:
         after, first = ask
         variables = {"first": first, "after": after, **filters}
-        return gql.request(query, variables, resource=resource, page=page)
+        return gql.post(query, variables, resource=resource, page=page)
 
     ahead = Ahead(send, gql.pages_ahead)
 
     def fetch(state: _Pass, after: str | None, page: int) -> _Received:
-        def check(answer: GraphQLAnswer) -> _Received:
-            return _check_relay_page(answer, connection, key, state, resource)
+        """The page checked, its turn taken (`PAGE_TURN`): given back once it is handed on."""
+
+        def check(answer: Callable[[], GraphQLAnswer]) -> _Received:
+            PAGE_TURN.take()
+            try:
+                return _check_relay_page(answer(), connection, key, state, resource)
+            except BaseException:
+                PAGE_TURN.give_back()
+                raise
 
         sent = ahead.take(page, (after, state.size)) if page > 1 else None
         while True:
@@ -558,21 +649,28 @@ def relay_pages(
             while True:
                 page += 1
                 got = fetch(state, after, page)
-                state.settled = True
-                state.received += len(got.nodes)
-                if got.total is not None:
-                    state.totals.setdefault(got.total)
-                    if progress.total is None:
-                        progress.total = got.total
-                last = max_pages is not None and page >= max_pages
-                if got.has_next and not last and read_ahead:
-                    _ask_ahead(ahead, page, got, state, max_pages)
-                rows, _ = ledger.take(got.nodes)
-                progress.add(len(got.nodes))
-                yield RelayPage(rows, got.total, page)
-                if not got.has_next or last:
+                try:
+                    state.settled = True
+                    state.received += len(got.nodes)
+                    if got.total is not None:
+                        state.totals.setdefault(got.total)
+                        if progress.total is None:
+                            progress.total = got.total
+                    last = max_pages is not None and page >= max_pages
+                    if got.has_next and not last and read_ahead:
+                        _ask_ahead(ahead, page, got, state, max_pages)
+                    rows, _ = ledger.take(got.nodes)
+                    progress.add(len(got.nodes))
+                    handed = convert(rows) if convert is not None else rows
+                    has_next, end_cursor, total = got.has_next, got.end_cursor, got.total
+                    del got, rows
+                finally:
+                    PAGE_TURN.give_back()
+                yield RelayPage(handed, total, page)
+                del handed
+                if not has_next or last:
                     break
-                after = got.end_cursor
+                after = end_cursor
             size, settled = state.size, state.settled
             if max_pages is not None and page >= max_pages:
                 break
@@ -606,7 +704,11 @@ def cursor_offset(cursor: str | None) -> int | None:
 
 
 def _ask_ahead(
-    ahead: Ahead[GraphQLAnswer], page: int, got: _Received, state: _Pass, max_pages: int | None
+    ahead: Ahead[Callable[[], GraphQLAnswer]],
+    page: int,
+    got: _Received,
+    state: _Pass,
+    max_pages: int | None,
 ) -> None:
     """Request the pages after `page` while it is converted: the next one with the cursor it
     gave; with offset cursors that count this pass's rows, the ones after that too (as many as

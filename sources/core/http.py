@@ -397,8 +397,13 @@ class ApiClient:
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        decoded: bool = True,
     ) -> tuple[Any, httpx.Response]:
-        """Send a request, retrying what is worth retrying; returns the decoded JSON and the response."""
+        """Send a request, retrying what is worth retrying; returns the decoded JSON and the response.
+
+        `decoded` False: the body as it came (bytes), for the caller to decode with `decode` when
+        it needs the rows (a page asked for ahead waits as its bytes); a body that is not JSON is
+        then the caller's to ask for again."""
         policy = self.retry
         attempt = 0
         if json is not None:
@@ -421,7 +426,7 @@ class ApiClient:
                 if attempt >= policy.max_retries or self.gave_up:
                     raise self.give_up(
                         ConnectionFailedError(
-                            f"no answer from {self._where(url)}: {type(exc).__name__}",
+                            f"no answer from {self.where(url)}: {type(exc).__name__}",
                             resource=resource,
                             page=page,
                         )
@@ -454,13 +459,15 @@ class ApiClient:
                     status=response.status_code,
                     hint=f"Set `{self.url_setting}` to the address it redirects to",
                 )
+            if not decoded:
+                return response.content, response
             try:
                 return self.decode(response.content), response
             except ValueError:  # orjson's and json's decode errors both are
                 if attempt >= policy.max_retries or self.gave_up:
                     raise self.give_up(
                         ResponseFormatError(
-                            f"the answer from {self._where(url)} is not JSON",
+                            f"the answer from {self.where(url)} is not JSON",
                             resource=resource,
                             page=page,
                             status=response.status_code,
@@ -473,7 +480,7 @@ class ApiClient:
     def get_json(self, url: str, **kwargs: Any) -> Any:
         return self.request_json("GET", url, **kwargs)[0]
 
-    def _where(self, url: str) -> str:
+    def where(self, url: str) -> str:
         # the URL without its query: queries can carry filters, never credentials, but stay short
         full = self.http.base_url.join(url) if not url.startswith("http") else httpx.URL(url)
         return str(full.copy_with(query=None))

@@ -170,6 +170,8 @@ class TableRun:
         self.newest_created: datetime | None = None
         self.client_side_since: datetime | None = None  # the API refused the Updated At filter
         self.window_total = 0  # the records counted when a full read was split in windows
+        # a page's records to Arrow, in the page's turn (`relay_pages`' `convert`)
+        self.converter = PageConverter(plan.layout, self.resource)
 
     def count(self, table_filter: dict[str, Any] | None) -> int | None:
         """Records matching `table_filter` (None: the API cannot count them)."""
@@ -255,7 +257,7 @@ class TableRun:
         self.window_total = total
         return filters
 
-    def full_pages(self) -> Iterator[list[dict[str, Any]]]:
+    def full_pages(self) -> Iterator[pa.Table]:
         """Every record matching the table's filter: in Created At windows read at once where
         `windows` allows it, else in one read."""
         filters = self.windows()
@@ -320,9 +322,10 @@ class TableRun:
 
     def pages(
         self, table_filter: dict[str, Any] | None, progress: Progress | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The records matching `table_filter`, page by page; with `progress` (a window's: see
-        `full_pages`), without asking for pages ahead, as the windows read at once already."""
+    ) -> Iterator[pa.Table]:
+        """The records matching `table_filter`, a page at a time as Arrow tables; with `progress`
+        (a window's: see `full_pages`), without asking for pages ahead, as the windows read at
+        once already."""
         for page in relay_pages(
             self.gql,
             self.connection,
@@ -334,11 +337,12 @@ class TableRun:
             max_pages=self.options.max_pages,
             progress=progress,
             read_ahead=progress is None,
+            convert=self.converter.table,
         ):
             self.reads.counted(page.total)
             yield page.nodes
 
-    def incremental_pages(self, cursor: str) -> Iterator[list[dict[str, Any]]]:
+    def incremental_pages(self, cursor: str) -> Iterator[pa.Table]:
         """Records updated at or after `cursor`, as the API filters them; if it refuses the
         filter, every record, and `client_side_since` tells `tables` to filter them."""
         assert self.plan.updated is not None
@@ -363,13 +367,11 @@ class TableRun:
             yield first
         yield from pages
 
-    def tables(self, pages: Iterator[list[dict[str, Any]]]) -> Iterator[pa.Table]:
-        """Pages as Arrow tables, the facts for the next run's state gathered on the way."""
+    def tables(self, pages: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """The pages' tables, the facts for the next run's state gathered on the way."""
         plan = self.plan
-        converter = PageConverter(plan.layout, self.resource)
         created_before = moment(self.state.get("max_created"))
-        for nodes in pages:
-            table = converter.table(nodes)
+        for table in pages:
             if self.client_side_since is not None and plan.updated:
                 updated = table[plan.updated[1]]
                 since = pa.scalar(self.client_side_since, updated.type)
