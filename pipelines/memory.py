@@ -16,11 +16,13 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
   keeps dlt's parallel load jobs and DuckDB's threads.
 - What one job needs grows with its table's columns far more than with its rows (a table of 100
   columns loads within 128MB, not within 96MB; a merge of 5,000 rows of 400 text columns needs
-  more than 128MB; PlusPlus GraphQL's `users`, 20 columns, at 1M rows more than 40MB, not more
-  than 48MB). The load holds a run's peak at 1M rows (the limit and about 15 MB more, on top of
-  what the process keeps after normalize), so the base is as small as the sandbox's tables at
+  more than 128MB). PlusPlus GraphQL's tables at 1M rows (the widest, 24 columns with dlt's)
+  loaded within 48MB in the runs of 2026-12-03; with DuckDB 2.0.1 one needs more than 48MB and
+  not more than 56MB, and its retry within 4 times 48MB took the run's peak from 305 to 430 MB.
+  The load holds a run's peak at 1M rows (the limit and about 15 MB more, on top of what the
+  process keeps after normalize), so the base is as small as the sandbox's tables at
   1M rows allow. A fixed default would fail a wide table (a Pitchly table has a column per
-  field) on its first run, so the default, `"auto"`, fits itself: 48MB, or 2 MB a column of the
+  field) on its first run, so the default, `"auto"`, fits itself: 56MB, or 2 MB a column of the
   widest table of the schema being loaded where that is more (`FittedLimit`), and a load job
   that still runs out of memory is retried by dlt within 4 times that, then without lxp-sync's
   limit (DuckDB's own, 80% of the memory). Both: the estimate keeps a wide table bounded without
@@ -73,8 +75,8 @@ log = logging.getLogger("lxp_sync")
 # about 24 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
 # DuckDB would take on its own; raised with the widest table (`fitted_limit_bytes`).
 AUTO = "auto"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "48MB"
-DEFAULT_LIMIT_BYTES = 48 * 10**6
+DEFAULT_DUCKDB_MEMORY_LIMIT = "56MB"
+DEFAULT_LIMIT_BYTES = 56 * 10**6
 # what a load job needs a column of its table, measured (bench/notes.md, memory section)
 BYTES_PER_COLUMN = 2_000_000
 # DuckDB's threads and dlt's load jobs in flight within lxp-sync's memory limit

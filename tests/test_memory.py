@@ -405,7 +405,7 @@ def test_a_wide_table_loads_within_the_default_limit_fitted_to_its_columns(
 def test_a_load_job_that_runs_out_of_memory_within_the_default_is_retried_within_more(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # an estimate too small for the table: the first attempt runs out of memory within 48MB
+    # an estimate too small for the table: the first attempt runs out of memory within the default
     monkeypatch.setattr(memory, "BYTES_PER_COLUMN", 1000)
     pipeline, infos = _load_wide_twice(workdir)
 
