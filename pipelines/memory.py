@@ -43,10 +43,12 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
   workers) and the pages asked for ahead each holding one, Python's allocator spread them over
   40-odd more 1 MiB arenas at 1M rows than at 10k, which the few objects still alive at the end
   kept: Pitchly's extract peaked 30-40 MB higher for the same live objects. Pages asked for
-  ahead now wait as their bytes, and the reads take turns to decode, check and convert a page
-  (`sources.core.graphql.PageTurn`): one page of rows is alive at a time, whatever the number
-  of reads. They still wait for their answers at once; the turn costs no time, as decoding and
-  converting hold the GIL anyway.
+  ahead now wait as their bytes, and the reads take turns to decode and check a page, Pitchly's
+  also to convert it to Arrow (`sources.core.graphql.PageTurn`): one Pitchly page of records is
+  alive at a time, whatever the number of tables read at once. PlusPlus GraphQL and Pluvo
+  complete a page's nested lists (more requests, which no turn may wait for) and gather its rows
+  into Arrow after their turn. The reads still wait for their answers at once; the turn costs
+  no time, as decoding and converting hold the GIL anyway.
 """
 
 from __future__ import annotations

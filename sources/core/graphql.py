@@ -484,8 +484,9 @@ class PageTurn:
     records is 1.4 MB of JSON and 15-20 MB of objects); with every resource of a run holding one,
     Python's allocator spread them over arenas that the objects still alive at the end keep,
     and a run at 1M rows kept 30-40 MB more than one at 10k. Reads wait for their answers at
-    the same time; only decoding, checking and converting a page take turns, and those hold one
-    core's lock (the GIL) anyway. A thread that holds the turn may take it again (a nested read
+    the same time; only decoding, checking and converting a page (`relay_pages`' `convert`) take
+    turns, and those hold one core's lock (the GIL) anyway. What a reader does with the rows it
+    was handed (nested lists read, rows gathered into Arrow) comes after its turn. A thread that holds the turn may take it again (a nested read
     while converting).
     """
 
