@@ -16,17 +16,19 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
   keeps dlt's parallel load jobs and DuckDB's threads.
 - What one job needs grows with its table's columns far more than with its rows (a table of 100
   columns loads within 128MB, not within 96MB; a merge of 5,000 rows of 400 text columns needs
-  more than 128MB). PlusPlus GraphQL's tables at 1M rows (the widest, 24 columns with dlt's)
-  loaded within 48MB in the runs of 2026-12-03; with DuckDB 2.0.1 one needs more than 48MB and
-  not more than 56MB, and its retry within 4 times 48MB took the run's peak from 305 to 430 MB.
-  The load holds a run's peak at 1M rows (the limit and about 15 MB more, on top of what the
-  process keeps after normalize), so the base is as small as the sandbox's tables at
-  1M rows allow. A fixed default would fail a wide table (a Pitchly table has a column per
-  field) on its first run, so the default, `"auto"`, fits itself: 56MB, or 2 MB a column of the
-  widest table of the schema being loaded where that is more (`FittedLimit`), and a load job
-  that still runs out of memory is retried by dlt within 4 times that, then without lxp-sync's
-  limit (DuckDB's own, 80% of the memory). Both: the estimate keeps a wide table bounded without
-  a failed attempt, the retry covers what an estimate by columns cannot see (long values, many
+  more than 128MB). The load holds a run's peak at 1M rows (the limit and about 15 MB more, on
+  top of what the process keeps after normalize), so the base is as small as the sandbox's
+  tables at 1M rows allow. A fixed default would fail a wide table (a Pitchly table has a column
+  per field) on its first run, so the default, `"auto"`, fits itself: 48MB, or 2 MB a column of
+  the widest table of the schema being loaded where that is more (`FittedLimit`), and a load job
+  that still runs out of memory is retried by dlt within 1.25 times that, then 4 times, then
+  without lxp-sync's limit (DuckDB's own, 80% of the memory). Both: the estimate keeps a wide
+  table bounded without a failed attempt, the retry covers what an estimate by columns cannot
+  see (long values, many rows, nested tables). With DuckDB 2.0.1, PlusPlus GraphQL's merges of
+  `events` and `users` with their nested tables at 1M rows needed more than 48MB in two runs of
+  three and not more than 56MB; Pluvo's 600k `events` fit 48MB. A 56MB base cost every source's
+  1M-row load 8-11 MB; a retry within 4 times 48MB took the run's peak from 305 to 430 MB; the
+  small first raise costs one rolled-back merge and 12 MB more for the rest of that load.
   rows). The retry is exact: DuckDB rolls back the statement (a copy job) or the transaction (a
   merge) that ran out of memory, and the job stays in dlt's package until it completes, once.
   A size the user sets is a hard limit: a load that needs more stops with one line naming it.
@@ -73,12 +75,12 @@ from dlt.common.schema import Schema
 
 log = logging.getLogger("lxp_sync")
 
-# What DuckDB gets by default ("auto"): enough for a merge of millions of rows of a table of up to
-# about 24 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
+# What DuckDB gets by default ("auto"): enough for a merge of hundreds of thousands of rows of a
+# table of up to about 24 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
 # DuckDB would take on its own; raised with the widest table (`fitted_limit_bytes`).
 AUTO = "auto"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "56MB"
-DEFAULT_LIMIT_BYTES = 56 * 10**6
+DEFAULT_DUCKDB_MEMORY_LIMIT = "48MB"
+DEFAULT_LIMIT_BYTES = 48 * 10**6
 # what a load job needs a column of its table, measured (bench/notes.md, memory section)
 BYTES_PER_COLUMN = 2_000_000
 # DuckDB's threads and dlt's load jobs in flight within lxp-sync's memory limit
@@ -190,11 +192,15 @@ class FittedLimit:
     DuckDB applies `global_config` to each connection it opens, so the limit a client carries is
     the one its job runs within. A job that ran out of memory was rolled back (one statement, or
     one transaction for a merge) and stays in the package; dlt retries it (up to 5 times), and
-    that retry and the jobs after it run within `RAISED` times the fitted limit, then without
-    lxp-sync's limit (DuckDB's own, 80% of the memory).
+    that retry and the jobs after it run within the fitted limit times the next of `RAISED`,
+    then without lxp-sync's limit (DuckDB's own, 80% of the memory). The first step is small: a
+    statement that ran out of memory within the fitted limit mostly needed a little more (with
+    DuckDB 2.0.1, PlusPlus GraphQL's merges of `events` and `users` with their nested tables
+    at 1M rows needed more than 48MB, not more than 56MB), and each step's memory stays with
+    the rest of the load.
     """
 
-    RAISED = 4
+    RAISED = (1.25, 4)
 
     def __init__(self, destination: Destination) -> None:
         self.ran_out = 0
@@ -205,8 +211,8 @@ class FittedLimit:
         fitted = fitted_limit_bytes(widest_table_columns(schema))
         if self.ran_out == 0:
             return fitted
-        if self.ran_out == 1:
-            return min(self.RAISED * fitted, unbounded_limit_bytes())
+        if self.ran_out <= len(self.RAISED):
+            return min(int(self.RAISED[self.ran_out - 1] * fitted), unbounded_limit_bytes())
         return unbounded_limit_bytes()
 
     def client(self, schema: Schema, initial_config: Any = None) -> Any:
