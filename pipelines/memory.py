@@ -73,6 +73,8 @@ import orjson
 from dlt.common.destination import Destination
 from dlt.common.schema import Schema
 
+from lxp_sync.pipelines.project import default_setting
+
 log = logging.getLogger("lxp_sync")
 
 # What DuckDB gets by default ("auto"): enough for a merge of hundreds of thousands of rows of a
@@ -129,10 +131,7 @@ def configured_global_config() -> dict[str, Any]:
 
 def bound_writer_buffers() -> None:
     """dlt's writers buffer `WRITER_BUFFER_ROWS` rows per table, unless configured otherwise."""
-    if dlt.config.get(WRITER_BUFFER_SETTING) is None:
-        os.environ.setdefault(
-            WRITER_BUFFER_SETTING.upper().replace(".", "__"), str(WRITER_BUFFER_ROWS)
-        )
+    default_setting(WRITER_BUFFER_SETTING, str(WRITER_BUFFER_ROWS))
 
 
 def duckdb_credentials(path: str) -> str | dict[str, Any]:

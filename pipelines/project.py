@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dlt
 from dlt.common.known_env import DLT_LOCAL_DIR, DLT_PROJECT_DIR
 from dlt.common.runtime.run_context import DOT_DLT, switch_context
 
@@ -40,3 +41,10 @@ def use_project_dir(project_dir: str | None) -> Path | None:
     os.environ.setdefault(DLT_LOCAL_DIR, str(folder))
     switch_context(str(folder))  # settings providers are read again from the new folder
     return folder
+
+
+def default_setting(key: str, value: str) -> None:
+    """dlt's setting `key` (`section.name`) as `value` for this process, unless the user's
+    settings (`.dlt/`, the environment) make it."""
+    if dlt.config.get(key) is None:
+        os.environ.setdefault(key.upper().replace(".", "__"), value)

@@ -77,7 +77,11 @@ def test_run_loads_into_duckdb_and_status_shows_cursors(
     assert "content_items: " in result.stderr  # progress lines
     with duckdb.connect(str(workdir / "lxp_sync.duckdb"), read_only=True) as con:
         count = con.execute("SELECT COUNT(*) FROM plusplus_rest.groups").fetchone()[0]
+        staged = con.execute("SELECT COUNT(*) FROM plusplus_rest_staging.content_items")
+        staged_rows = staged.fetchone()[0]
     assert count == len(sandbox.truth("plusplus_rest", "groups"))
+    # without the project's settings too, dlt's staging tables keep no copy of the load
+    assert staged_rows == 0
     status = lxp_sync("status", "plusplus_rest", env=env, cwd=workdir)
     assert status.returncode == 0, status.stderr
     assert "content_items: modified >=" in status.stdout
