@@ -113,9 +113,9 @@ def fit_file_names(destination: Destination) -> None:
 # sets it wherever that setting is not made.
 ARROW_LOAD_ID = "normalize.parquet_normalizer.add_dlt_load_id"
 # dlt merges (and replaces atomically) through a staging dataset, and keeps the rows it staged
-# there until the next load: a second copy of the last load in the warehouse, as large as the
-# load (a DuckDB file of 29 MB after PlusPlus GraphQL's first sync of 100k rows, 15 MB without
-# it). dlt empties the staging tables once a load is complete and recorded, which changes no
+# there until the next load: a second copy of the last load in the warehouse (after PlusPlus
+# GraphQL's first sync a DuckDB file of 29 MB at 100k rows, 15 MB without it; 218 and 194 MB at
+# 1M, where DuckDB keeps the freed space for reuse). dlt empties the staging tables once a load is complete and recorded, which changes no
 # row of the dataset (a kill before that leaves them to the next load, which empties them
 # first). `.dlt/config.toml` sets it; the command sets it wherever that setting is not made.
 TRUNCATE_STAGING = "load.truncate_staging_dataset"
