@@ -29,8 +29,8 @@ with Arrow's jemalloc and freed Python objects with one glibc malloc arena per p
   three and not more than 56MB; Pluvo's 600k `events` fit 48MB. A 56MB base cost every source's
   1M-row load 8-11 MB; a retry within 4 times 48MB took the run's peak from 305 to 430 MB; the
   small first raise costs one rolled-back merge and 12 MB more for the rest of that load.
-  rows). The retry is exact: DuckDB rolls back the statement (a copy job) or the transaction (a
-  merge) that ran out of memory, and the job stays in dlt's package until it completes, once.
+  The retry is exact: DuckDB rolls back the statement (a copy job) or the transaction (a merge)
+  that ran out of memory, and the job stays in dlt's package until it completes, once.
   A size the user sets is a hard limit: a load that needs more stops with one line naming it.
 - dlt's writers keep `WRITER_BUFFER_ROWS` rows per table in memory (dlt's default 5000): every
   table being written holds its buffer, and a source writes many at once (each connection, each
@@ -78,8 +78,9 @@ from lxp_sync.pipelines.project import default_setting
 log = logging.getLogger("lxp_sync")
 
 # What DuckDB gets by default ("auto"): enough for a merge of hundreds of thousands of rows of a
-# table of up to about 24 columns, one job at a time on one thread (DuckDB spills the rest), a fraction of what
-# DuckDB would take on its own; raised with the widest table (`fitted_limit_bytes`).
+# table of up to about 24 columns, one job at a time on one thread (DuckDB spills the rest), a
+# fraction of what DuckDB would take on its own; raised with the widest table
+# (`fitted_limit_bytes`), and a little first when a statement still runs out (`FittedLimit`).
 AUTO = "auto"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "48MB"
 DEFAULT_LIMIT_BYTES = 48 * 10**6

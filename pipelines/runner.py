@@ -115,15 +115,18 @@ ARROW_LOAD_ID = "normalize.parquet_normalizer.add_dlt_load_id"
 # dlt merges (and replaces atomically) through a staging dataset, and keeps the rows it staged
 # there until the next load: a second copy of the last load in the warehouse (after PlusPlus
 # GraphQL's first sync a DuckDB file of 29 MB at 100k rows, 15 MB without it; 218 and 194 MB at
-# 1M, where DuckDB keeps the freed space for reuse). dlt empties the staging tables once a load is complete and recorded, which changes no
-# row of the dataset (a kill before that leaves them to the next load, which empties them
-# first). `.dlt/config.toml` sets it; the command sets it wherever that setting is not made.
+# 1M, where DuckDB keeps the freed space for reuse). dlt empties the staging tables once a load
+# is complete and recorded, which changes no row of the dataset (a kill before that leaves them
+# to the next load, which empties them first). `.dlt/config.toml` sets it; the command sets it
+# wherever that setting is not made.
 TRUNCATE_STAGING = "load.truncate_staging_dataset"
 
 
 def _command_defaults() -> None:
+    """The dlt settings the command makes wherever the user's settings do not."""
     default_setting(ARROW_LOAD_ID, "true")
     default_setting(TRUNCATE_STAGING, "true")
+    bound_writer_buffers()
 
 
 def open_pipeline(
@@ -131,7 +134,6 @@ def open_pipeline(
 ) -> Pipeline:
     """The dlt pipeline of a source and destination (its state and schemas, not run yet)."""
     _command_defaults()
-    bound_writer_buffers()
     return dlt.pipeline(
         pipeline_name=pipeline_name(source_name, destination_name(options.destination)),
         destination=make_destination(options),

@@ -486,8 +486,8 @@ class PageTurn:
     and a run at 1M rows kept 30-40 MB more than one at 10k. Reads wait for their answers at
     the same time; only decoding, checking and converting a page (`relay_pages`' `convert`) take
     turns, and those hold one core's lock (the GIL) anyway. What a reader does with the rows it
-    was handed (nested lists read, rows gathered into Arrow) comes after its turn. A thread that holds the turn may take it again (a nested read
-    while converting).
+    was handed (nested lists read, rows gathered into Arrow) comes after its turn. A thread that
+    holds the turn may take it again (a nested read while converting).
     """
 
     def __init__(self) -> None:
